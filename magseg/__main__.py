@@ -1,0 +1,5 @@
+"""`python -m magseg` runs the command line."""
+
+from magseg.cli import main
+
+main()

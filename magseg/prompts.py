@@ -1,0 +1,63 @@
+"""The one prompt / chat format, shared by sample building, training, evaluation and inference.
+
+Order matters for cost: everything a scene's patches share (instruction, scene image) comes first so
+that prefix caches (vLLM, GRPO groups) reuse one prefill; the patch-specific part (its box, its crop)
+comes last.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from magseg.classes import CLASSES
+
+INSTRUCTION = (
+    "Segment the entire image and classify each category separately. "
+    f"Categories: {', '.join(CLASSES[1:])}; anything else is {CLASSES[0]}."
+)
+
+
+@dataclass(frozen=True)
+class PatchSpec:
+    """Where a patch lies in its scene (pixels, top-left origin) and the grid its mask is written at."""
+
+    x0: int
+    y0: int
+    size: int  # p: the patch is p x p pixels
+    scene_width: int
+    scene_height: int
+    grid: int  # g: the RRLE is a g x g grid
+
+    def box_permille(self) -> tuple[int, int, int, int]:
+        """The patch box as (x0, y0, x1, y1) in thousandths of the scene size (resolution-free)."""
+        w, h = self.scene_width, self.scene_height
+        return (
+            round(1000 * self.x0 / w),
+            round(1000 * self.y0 / h),
+            round(1000 * (self.x0 + self.size) / w),
+            round(1000 * (self.y0 + self.size) / h),
+        )
+
+
+def patch_text(spec: PatchSpec) -> str:
+    """The patch-specific instruction: which box, and the grid size of the answer."""
+    x0, y0, x1, y1 = spec.box_permille()
+    return f"Patch <box>{x0},{y0},{x1},{y1}</box>. Write its mask as a {spec.grid}x{spec.grid} RRLE grid."
+
+
+def user_turn(spec: PatchSpec, with_crop: bool = True) -> dict[str, Any]:
+    """The user message: scene image, instruction, then the patch box (and its crop as a second image)."""
+    content: list[dict[str, str]] = [
+        {"type": "image"},
+        {"type": "text", "text": INSTRUCTION},
+        {"type": "text", "text": patch_text(spec)},
+    ]
+    if with_crop:
+        content.append({"type": "image"})
+    return {"role": "user", "content": content}
+
+
+def assistant_turn(rrle: str) -> dict[str, Any]:
+    """The assistant message holding an RRLE answer."""
+    return {"role": "assistant", "content": [{"type": "text", "text": rrle}]}
