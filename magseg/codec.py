@@ -36,7 +36,9 @@ def encode(grid: np.ndarray, labels: Sequence[str] = CLASSES) -> str:
         # run starts: first cell and every cell that differs from its left neighbour
         starts = np.flatnonzero(np.concatenate(([True], row[1:] != row[:-1])))
         counts = np.diff(np.append(starts, row.size))
-        rows.append(RUN_SEP.join(f"{labels[row[s]]}{COUNT_SEP}{c}" for s, c in zip(starts, counts, strict=True)))
+        rows.append(
+            RUN_SEP.join(f"{labels[row[s]]}{COUNT_SEP}{c}" for s, c in zip(starts, counts, strict=True))
+        )
     return ROW_SEP.join(rows) + "\n"
 
 
@@ -71,7 +73,9 @@ class DecodeReport:
         return out
 
 
-def _parse_line(line: str, lookup: dict[str, int], report: DecodeReport) -> list[tuple[int, int | None]] | None:
+def _parse_line(
+    line: str, lookup: dict[str, int], report: DecodeReport
+) -> list[tuple[int, int | None]] | None:
     """Parse one row into (class, count) runs; None when the line holds no run at all (garbage)."""
     runs: list[tuple[int, int | None]] = []
     unknown = bad = 0
