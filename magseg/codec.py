@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Literal
@@ -17,10 +16,6 @@ RUN_SEP = "| "
 ROW_SEP = "\n "
 COUNT_SEP = " *"
 
-# A run is "<label> *<count>"; the decoder also accepts sloppy spacing and a missing count.
-_RUN = re.compile(r"^\s*(?P<label>[^*|\n]*?)\s*(?:\*\s*(?P<count>[^\s|*]*)\s*)?$")
-_INT = re.compile(r"^\d{1,6}$")
-
 
 def encode(grid: np.ndarray, labels: Sequence[str] = CLASSES) -> str:
     """Write a 2-D integer class grid as RRLE text: labels[i] is the descriptor of class i."""
@@ -31,15 +26,18 @@ def encode(grid: np.ndarray, labels: Sequence[str] = CLASSES) -> str:
         raise ValueError(f"encode needs integer class ids, got dtype {arr.dtype}")
     if arr.min() < 0 or arr.max() >= len(labels):
         raise ValueError(f"class ids must lie in 0..{len(labels) - 1}, got {arr.min()}..{arr.max()}")
-    rows = []
-    for row in arr:
-        # run starts: first cell and every cell that differs from its left neighbour
-        starts = np.flatnonzero(np.concatenate(([True], row[1:] != row[:-1])))
-        counts = np.diff(np.append(starts, row.size))
-        rows.append(
-            RUN_SEP.join(f"{labels[row[s]]}{COUNT_SEP}{c}" for s, c in zip(starts, counts, strict=True))
-        )
-    return ROW_SEP.join(rows) + "\n"
+    # run starts of the whole grid at once; one Python pass then formats the runs row by row
+    h, w = arr.shape
+    start = np.ones((h, w), dtype=bool)
+    start[:, 1:] = arr[:, 1:] != arr[:, :-1]
+    ys, xs = np.nonzero(start)
+    ends = np.append(xs[1:], w)
+    ends[:-1][ys[1:] != ys[:-1]] = w
+    names = [str(x) for x in labels]
+    rows: list[list[str]] = [[] for _ in range(h)]
+    for y, cls, count in zip(ys.tolist(), arr[ys, xs].tolist(), (ends - xs).tolist(), strict=True):
+        rows[y].append(f"{names[cls]}{COUNT_SEP}{count}")
+    return ROW_SEP.join(RUN_SEP.join(r) for r in rows) + "\n"
 
 
 @dataclass
@@ -73,6 +71,14 @@ class DecodeReport:
         return out
 
 
+def _parse_run(part: str) -> tuple[str, str | None] | None:
+    """Split "<label> *<count>" into its label and raw count (None when there is no '*')."""
+    label, star, raw = part.partition("*")
+    if "*" in raw:
+        return None
+    return label.strip().lower(), (raw.strip() if star else None)
+
+
 def _parse_line(
     line: str, lookup: dict[str, int], report: DecodeReport
 ) -> list[tuple[int, int | None]] | None:
@@ -83,13 +89,14 @@ def _parse_line(
     for part in line.split("|"):
         if not part.strip():
             continue
-        m = _RUN.match(part)
-        if m is None:
+        parsed = _parse_run(part)
+        if parsed is None:
             unknown += 1
             continue
-        label = m.group("label").strip().lower()
-        raw = m.group("count")
-        count: int | None = int(raw) if raw is not None and _INT.match(raw) else None
+        label, raw = parsed
+        count: int | None = (
+            int(raw) if raw is not None and raw.isascii() and raw.isdigit() and len(raw) <= 6 else None
+        )
         if count == 0:
             count = None
         if label in lookup:
@@ -111,28 +118,24 @@ def _parse_line(
     return runs
 
 
-def _fill_row(runs: list[tuple[int, int | None]], width: int, report: DecodeReport) -> np.ndarray:
+def _fill_row(runs: list[tuple[int, int | None]], width: int, report: DecodeReport) -> list[int]:
     known = sum(c for _, c in runs if c is not None)
     missing = [i for i, (_, c) in enumerate(runs) if c is None]
     # runs without a usable count share what the counted runs leave of the width
     spare = max(width - known, 0)
-    resolved: list[tuple[int, int]] = []
+    row: list[int] = []
     for i, (cls, c) in enumerate(runs):
         if c is None:
-            share = spare // len(missing) + (1 if missing.index(i) < spare % len(missing) else 0)
-            resolved.append((cls, share))
-        else:
-            resolved.append((cls, c))
-    row = np.repeat(
-        np.array([c for c, _ in resolved], dtype=np.int64), np.array([n for _, n in resolved], dtype=np.int64)
-    )
-    if row.size < width:
+            k = missing.index(i)
+            c = spare // len(missing) + (1 if k < spare % len(missing) else 0)
+        row.extend([cls] * min(c, width + 1 - len(row)) if len(row) <= width else [])
+    if len(row) < width:
         report.short_rows += 1
-        last = row[-1] if row.size else (resolved[-1][0] if resolved else 0)
-        row = np.concatenate([row, np.full(width - row.size, last, dtype=np.int64)])
-    elif row.size > width:
+        last = row[-1] if row else runs[-1][0]
+        row.extend([last] * (width - len(row)))
+    elif len(row) > width:
         report.long_rows += 1
-        row = row[:width]
+        del row[width:]
     return row
 
 
@@ -149,7 +152,7 @@ def decode(
         raise ValueError(f"decode needs a positive shape, got {shape}")
     report = DecodeReport()
     lookup = {name.strip().lower(): i for i, name in enumerate(labels)}
-    rows: list[np.ndarray] = []
+    rows: list[list[int]] = []
     pending_garbage = 0
     text = text if isinstance(text, str) else str(text)
     for line in text.split("\n"):
@@ -173,7 +176,7 @@ def decode(
     if len(rows) < height:
         report.missing_rows = height - len(rows)
         rows.extend([rows[-1]] * (height - len(rows)))
-    return np.stack(rows), report
+    return np.array(rows, dtype=np.int64), report
 
 
 def mask_to_grid(
