@@ -1,0 +1,54 @@
+"""Quick-look pictures: class colours over imagery, instance outlines, and side-by-side panels."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw
+from skimage.segmentation import find_boundaries
+
+from magseg.atomic import atomic_path
+from magseg.classes import CLASS_COLOURS
+
+
+def colourise(semantic: np.ndarray) -> np.ndarray:
+    """(H, W) class ids -> (H, W, 4) RGBA with the class table's colours (background transparent)."""
+    table = np.array(CLASS_COLOURS, dtype=np.uint8)
+    return table[np.clip(semantic, 0, len(table) - 1)]
+
+
+def overlay(
+    image: np.ndarray, semantic: np.ndarray | None = None, instance: np.ndarray | None = None
+) -> np.ndarray:
+    """Blend class colours over an RGB image (3, H, W) and draw instance outlines in white; returns (H, W, 3)."""
+    rgb = image.transpose(1, 2, 0).astype(np.float32)
+    if semantic is not None:
+        rgba = colourise(semantic).astype(np.float32)
+        alpha = rgba[..., 3:] / 255.0 * 0.6
+        rgb = rgb * (1 - alpha) + rgba[..., :3] * alpha
+    if instance is not None:
+        rgb[find_boundaries(instance, mode="inner")] = 255
+    return rgb.clip(0, 255).astype(np.uint8)
+
+
+def panels(path: str | os.PathLike[str], items: Sequence[tuple[str, np.ndarray]], width: int = 360) -> None:
+    """Write titled (H, W, 3) images side by side as one PNG, each scaled to ``width`` pixels wide."""
+    tiles = []
+    for title, array in items:
+        img = Image.fromarray(array)
+        img = img.resize((width, round(img.height * width / img.width)), Image.Resampling.NEAREST)
+        canvas = Image.new("RGB", (img.width, img.height + 18), "white")
+        canvas.paste(img, (0, 18))
+        ImageDraw.Draw(canvas).text((4, 3), title, fill="black")
+        tiles.append(canvas)
+    sheet = Image.new(
+        "RGB", (sum(t.width for t in tiles) + 4 * (len(tiles) - 1), max(t.height for t in tiles)), "white"
+    )
+    x = 0
+    for tile in tiles:
+        sheet.paste(tile, (x, 0))
+        x += tile.width + 4
+    with atomic_path(path) as tmp:
+        sheet.save(tmp, format="PNG")

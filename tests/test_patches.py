@@ -1,0 +1,33 @@
+"""Tests of patch layout and stitching."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from magseg.codec import mask_to_grid
+from magseg.patches import PatchLayout, crop_patch, stitch
+
+
+def test_layout_covers_scene_without_overlap() -> None:
+    layout = PatchLayout(height=100, width=130, patch=32)
+    cover = np.zeros((layout.rows * 32, layout.cols * 32), dtype=int)
+    for x0, y0 in layout.origins():
+        cover[y0 : y0 + 32, x0 : x0 + 32] += 1
+    assert (cover == 1).all() and len(layout) == 4 * 5
+
+
+def test_stitch_of_full_resolution_grids_is_the_mask() -> None:
+    mask = np.random.default_rng(0).integers(0, 6, size=(70, 90)).astype(np.uint8)
+    layout = PatchLayout(70, 90, 32)
+    grids = [crop_patch(mask, x0, y0, 32) for x0, y0 in layout.origins()]
+    np.testing.assert_array_equal(stitch(grids, layout), mask)
+
+
+def test_stitch_of_coarse_grids_is_blocky() -> None:
+    mask = np.zeros((64, 64), dtype=np.uint8)
+    mask[:, 20:] = 1
+    layout = PatchLayout(64, 64, 32)
+    grids = [mask_to_grid(crop_patch(mask, x0, y0, 32), 4) for x0, y0 in layout.origins()]
+    out = stitch(grids, layout)
+    assert out.shape == (64, 64)
+    assert (out[:, :16] == 0).all() and (out[:, 24:] == 1).all()  # edge snapped to the 8 px cells
