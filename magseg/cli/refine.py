@@ -1,0 +1,138 @@
+"""`magseg refine`: semantic mask (+ image) -> label raster of instances (EPOC boundaries + watershed)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+import rasterio
+from rasterio.errors import RasterioIOError
+
+from magseg.classes import CLASS_NAMES, CLASSES
+from magseg.errors import InputError
+from magseg.labels import LabelRaster, write_label_raster
+
+
+def read_semantic(path: Path) -> tuple[np.ndarray, rasterio.Affine, rasterio.crs.CRS | None]:
+    """Class ids from band 1 of a one-band mask, or band 2 (the class band) of a label raster."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such file; give a semantic mask GeoTIFF (band 1 = class ids)")
+    try:
+        with rasterio.open(path) as src:
+            band = 2 if src.count >= 2 else 1
+            sem = src.read(band)
+            transform, crs = src.transform, src.crs
+    except RasterioIOError as exc:
+        raise InputError(f"{path}: not a readable raster ({exc}); give a GeoTIFF semantic mask") from exc
+    if not np.issubdtype(sem.dtype, np.integer) or sem.min() < 0 or sem.max() >= len(CLASSES):
+        raise InputError(
+            f"{path}: band {band} must hold class ids 0..{len(CLASSES) - 1}; is it a class mask?"
+        )
+    return sem.astype(np.uint8), transform, crs
+
+
+def read_image(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """Bands 1-3 as uint8 RGB; other dtypes are stretched per band between their 2nd and 98th percentiles."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such file; give the RGB image the mask was made from")
+    try:
+        with rasterio.open(path) as src:
+            if src.count < 3:
+                raise InputError(
+                    f"{path}: {src.count} band(s); the boundary map needs an RGB image (3 bands)"
+                )
+            image = src.read([1, 2, 3])
+    except RasterioIOError as exc:
+        raise InputError(f"{path}: not a readable raster ({exc}); give an RGB GeoTIFF") from exc
+    if image.shape[1:] != shape:
+        raise InputError(
+            f"{path}: image {image.shape[1:]} and mask {shape} differ in size; resample to one grid"
+        )
+    if image.dtype == np.uint8:
+        return image
+    out = np.empty(image.shape, dtype=np.uint8)
+    for i, band in enumerate(image.astype(np.float32)):
+        lo, hi = np.percentile(band, (2, 98))
+        out[i] = np.clip((band - lo) / max(hi - lo, 1e-6) * 255, 0, 255).astype(np.uint8)
+    return out
+
+
+@click.command(name="refine")
+@click.option(
+    "--semantic",
+    "semantic_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Semantic mask: band 1 = class ids, or a label raster (its band 2 is used).",
+)
+@click.option(
+    "--image",
+    "image_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="RGB image on the same grid; without it every class gets connected components only.",
+)
+@click.option(
+    "--boundary",
+    "model_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Trained SegFormer boundary model directory (default: image-gradient fallback).",
+)
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output label raster."
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1),
+    default=0.2,
+    show_default=True,
+    help="Boundary probability above which a pixel is boundary.",
+)
+@click.option(
+    "--min-area-px",
+    type=click.IntRange(min=0),
+    default=64,
+    show_default=True,
+    help="Merge field fragments smaller than this (pixels).",
+)
+@click.option(
+    "--snap-px",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Move class edges onto image boundaries within this many pixels.",
+)
+def command(
+    semantic_path: Path,
+    image_path: Path | None,
+    model_dir: Path | None,
+    out: Path,
+    threshold: float,
+    min_area_px: int,
+    snap_px: int,
+) -> None:
+    """Cut a semantic mask into instances along image boundaries and write a label raster."""
+    from magseg.refine import load_boundary_model, refine
+
+    semantic, transform, crs = read_semantic(semantic_path)
+    if model_dir is not None and image_path is None:
+        raise InputError("--boundary needs --image: the boundary model reads the image")
+    image = read_image(image_path, semantic.shape) if image_path is not None else None
+    if image is None:
+        click.echo("note: no --image, so instances are connected components of the mask", err=True)
+    model = load_boundary_model(model_dir) if image is not None else None
+    t0 = time.perf_counter()
+    result = refine(
+        semantic, image, model=model, threshold=threshold, min_area_px=min_area_px, snap_px=snap_px
+    )
+    seconds = time.perf_counter() - t0
+    write_label_raster(out, LabelRaster(result.instance, result.semantic, transform, crs))
+    counts = []
+    for cls in range(1, len(CLASS_NAMES)):
+        n = np.unique(result.instance[result.semantic == cls]).size
+        if n:
+            counts.append(f"{n} {CLASS_NAMES[cls]}")
+    click.echo(f"wrote {out}: {', '.join(counts) or 'no instances'} ({seconds:.1f} s)")

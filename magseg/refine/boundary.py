@@ -1,0 +1,140 @@
+"""Boundary probability maps: a SegFormer boundary model (EPOC) or an image-gradient fallback."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from scipy import ndimage
+
+from magseg.errors import InputError
+
+__all__ = ["BoundaryModel", "GradientBoundary", "SegformerBoundary", "check_image", "load_boundary_model"]
+
+# ImageNet statistics: what SegformerImageProcessor uses unless a preprocessor_config.json says otherwise.
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@runtime_checkable
+class BoundaryModel(Protocol):
+    """Anything that maps an RGB image (3, H, W) uint8 to a boundary probability (H, W) float32 in [0, 1]."""
+
+    def predict(self, image: np.ndarray) -> np.ndarray: ...
+
+
+def check_image(image: np.ndarray) -> np.ndarray:
+    """Return ``image`` as a (3, H, W) array, or raise InputError naming what is wrong with it."""
+    arr = np.asarray(image)
+    if arr.ndim != 3 or arr.shape[0] != 3 or arr.shape[1] == 0 or arr.shape[2] == 0:
+        raise InputError(f"the image must be (3, H, W) RGB, got shape {arr.shape}; give a 3-band raster")
+    return arr
+
+
+class GradientBoundary:
+    """Image-gradient boundaries: Sobel magnitude of the smoothed image, per-channel max, robustly scaled.
+
+    Scaling divides by a high percentile of the magnitude (not the max) so that a few very sharp edges
+    (roads, buildings) do not make every field edge look faint; the result is clipped to [0, 1].
+    """
+
+    def __init__(self, sigma: float = 2.0, percentile: float = 98.0) -> None:
+        if sigma < 0 or not 0 < percentile <= 100:
+            raise ValueError(f"need sigma >= 0 and 0 < percentile <= 100, got {sigma}, {percentile}")
+        self.sigma = float(sigma)
+        self.percentile = float(percentile)
+
+    def predict(self, image: np.ndarray) -> np.ndarray:
+        arr = check_image(image).astype(np.float32)
+        mag = np.zeros(arr.shape[1:], dtype=np.float32)
+        for band in arr:
+            # smoothing first: crop rows and JPEG noise are finer than field edges
+            smooth = ndimage.gaussian_filter(band, self.sigma) if self.sigma > 0 else band
+            grad = np.hypot(ndimage.sobel(smooth, axis=0), ndimage.sobel(smooth, axis=1))
+            np.maximum(mag, grad, out=mag)
+        scale = float(np.percentile(mag, self.percentile))
+        if scale <= 0:  # a flat image has no boundary anywhere
+            return np.zeros_like(mag)
+        return np.clip(mag / scale, 0.0, 1.0).astype(np.float32)
+
+
+class SegformerBoundary:
+    """EPOC's boundary model: a one-label SegformerForSemanticSegmentation loaded from a local directory.
+
+    The image is resized to ``resolution`` (the model's training size), normalised like
+    SegformerImageProcessor, and the logit map is upsampled back to (H, W) before the sigmoid.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], resolution: int | None = None, device: str | None = None
+    ):
+        import torch
+        from transformers import SegformerForSemanticSegmentation
+
+        root = Path(path)
+        if not (root / "config.json").is_file():
+            raise InputError(f"{root}: no config.json; give a directory written by save_pretrained")
+        if not any(root.glob("*.safetensors")):
+            raise InputError(f"{root}: no .safetensors weights; re-save the model with safe_serialization")
+        model = SegformerForSemanticSegmentation.from_pretrained(
+            root, use_safetensors=True, local_files_only=True
+        )
+        if model.config.num_labels != 1:
+            raise InputError(
+                f"{root}: the model has {model.config.num_labels} labels; a boundary model has exactly 1"
+            )
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        # transformers types .to() through a decorator mypy misreads; it takes a device string
+        self.model = model.to(self.device).eval()  # type: ignore[arg-type]
+        proc = _processor_config(root)
+        self.mean = tuple(proc.get("image_mean", _IMAGENET_MEAN))
+        self.std = tuple(proc.get("image_std", _IMAGENET_STD))
+        self.resolution = int(resolution or _processor_size(proc) or 512)
+
+    def predict(self, image: np.ndarray) -> np.ndarray:
+        import torch
+        import torch.nn.functional as F  # noqa: N812
+
+        arr = check_image(image)
+        h, w = arr.shape[1:]
+        x = torch.from_numpy(np.ascontiguousarray(arr)).float().div_(255.0)[None].to(self.device)
+        x = F.interpolate(x, size=(self.resolution, self.resolution), mode="bilinear", align_corners=False)
+        mean = torch.tensor(self.mean, device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, device=self.device).view(1, 3, 1, 1)
+        with torch.inference_mode():
+            logits = self.model(pixel_values=(x - mean) / std).logits
+            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+            prob = torch.sigmoid(logits[0, 0])
+        return prob.float().cpu().numpy().astype(np.float32)
+
+
+def _processor_config(root: Path) -> dict[str, Any]:
+    """The preprocessor_config.json beside the weights, if any (mean, std and size of training)."""
+    cfg = root / "preprocessor_config.json"
+    if not cfg.is_file():
+        return {}
+    data: dict[str, Any] = json.loads(cfg.read_text())
+    return data
+
+
+def _processor_size(proc: dict[str, Any]) -> int | None:
+    size = proc.get("size")
+    if isinstance(size, int):
+        return size
+    if isinstance(size, dict) and "height" in size:
+        return int(size["height"])
+    return None
+
+
+def load_boundary_model(path: str | os.PathLike[str] | None, **kwargs: Any) -> BoundaryModel:
+    """Load the SegFormer boundary model at ``path``; None gives the gradient fallback."""
+    if path is None:
+        return GradientBoundary(**kwargs)
+    if not Path(path).is_dir():
+        raise InputError(
+            f"{path}: no such model directory; give a directory holding a trained boundary model"
+        )
+    return SegformerBoundary(path, **kwargs)

@@ -1,0 +1,94 @@
+"""Boundary maps: the gradient fallback finds field edges; the SegFormer wrapper loads and predicts offline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from magseg.errors import InputError
+from magseg.refine import GradientBoundary, SegformerBoundary, load_boundary_model
+
+
+def two_field_image(h: int = 64, w: int = 64, edge: int = 29, seed: int = 0) -> np.ndarray:
+    """Two flat fields of different brightness meeting at column ``edge``, with mild noise."""
+    rng = np.random.default_rng(seed)
+    img = np.empty((3, h, w), dtype=np.float32)
+    img[:, :, :edge] = np.array([90, 120, 60], dtype=np.float32)[:, None, None]
+    img[:, :, edge:] = 170
+    img += rng.normal(0, 4, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def test_gradient_boundary_peaks_on_the_field_edge() -> None:
+    prob = GradientBoundary(sigma=1.5).predict(two_field_image(edge=29))
+    assert prob.shape == (64, 64) and prob.dtype == np.float32
+    assert prob.min() >= 0.0 and prob.max() <= 1.0
+    column_mean = prob.mean(axis=0)
+    assert int(np.argmax(column_mean)) in (28, 29)
+    # far from the edge the fields are flat: little boundary there
+    assert column_mean[:20].max() < 0.3 and column_mean[40:].max() < 0.3
+    assert column_mean[28:30].min() > 0.7  # the two columns either side of the edge
+
+
+def test_gradient_boundary_of_a_flat_image_is_zero() -> None:
+    prob = GradientBoundary().predict(np.full((3, 16, 16), 100, dtype=np.uint8))
+    assert not prob.any()
+
+
+@pytest.mark.parametrize("shape", [(16, 16), (1, 16, 16), (4, 16, 16), (3, 0, 5)])
+def test_gradient_boundary_rejects_non_rgb(shape: tuple[int, ...]) -> None:
+    with pytest.raises(InputError):
+        GradientBoundary().predict(np.zeros(shape, dtype=np.uint8))
+
+
+@pytest.fixture(scope="module")
+def tiny_segformer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised one-label SegFormer saved with save_pretrained (safetensors), no download."""
+    import torch
+    from transformers import SegformerConfig, SegformerForSemanticSegmentation
+
+    torch.manual_seed(0)
+    config = SegformerConfig(
+        num_labels=1,
+        hidden_sizes=[8, 16, 24, 32],
+        num_attention_heads=[1, 1, 1, 1],
+        depths=[1, 1, 1, 1],
+        decoder_hidden_size=16,
+    )
+    path = tmp_path_factory.mktemp("segformer")
+    SegformerForSemanticSegmentation(config).save_pretrained(path)
+    (path / "preprocessor_config.json").write_text(json.dumps({"size": {"height": 64, "width": 64}}))
+    return path
+
+
+def test_segformer_boundary_returns_a_probability_map(tiny_segformer: Path) -> None:
+    assert any(tiny_segformer.glob("*.safetensors"))
+    model = load_boundary_model(tiny_segformer, device="cpu")
+    assert isinstance(model, SegformerBoundary)
+    assert model.resolution == 64  # read from preprocessor_config.json
+    prob = model.predict(two_field_image(h=48, w=80))
+    assert prob.shape == (48, 80) and prob.dtype == np.float32
+    assert np.isfinite(prob).all() and prob.min() >= 0.0 and prob.max() <= 1.0
+    assert prob.std() > 0  # upsampled logits, not a constant
+
+
+def test_segformer_boundary_resolution_argument_wins(tiny_segformer: Path) -> None:
+    model = SegformerBoundary(tiny_segformer, resolution=32, device="cpu")
+    assert model.predict(two_field_image(h=20, w=30)).shape == (20, 30)
+
+
+def test_load_boundary_model_defaults_to_the_gradient_fallback() -> None:
+    assert isinstance(load_boundary_model(None), GradientBoundary)
+
+
+def test_load_boundary_model_refuses_missing_or_unsafe_weights(tmp_path: Path, tiny_segformer: Path) -> None:
+    with pytest.raises(InputError, match="no such model directory"):
+        load_boundary_model(tmp_path / "missing")
+    only_config = tmp_path / "no_weights"
+    only_config.mkdir()
+    (only_config / "config.json").write_text((tiny_segformer / "config.json").read_text())
+    with pytest.raises(InputError, match="safetensors"):
+        load_boundary_model(only_config)

@@ -1,0 +1,102 @@
+"""`magseg refine`: semantic mask + image -> label raster; errors are one line with exit status 2."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from magseg.cli import main
+from magseg.labels import LabelRaster, read_label_raster, write_label_raster
+from tests.conftest import make_two_field_scene, write_rgb
+
+
+def run(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["magseg", "refine", *args])
+    try:
+        main()
+        status = 0
+    except SystemExit as exc:
+        status = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+@pytest.fixture
+def scene(tmp_path: Path) -> tuple[Path, Path, LabelRaster]:
+    """Image + a label raster whose two adjacent fields share one instance id (as a semantic mask would)."""
+    image, labels = make_two_field_scene(size=96)
+    merged = LabelRaster(
+        np.where(labels.instance > 0, 1, 0).astype(np.int32), labels.semantic, labels.transform, labels.crs
+    )
+    write_rgb(tmp_path / "image.tif", image, labels)
+    write_label_raster(tmp_path / "merged.tif", merged)
+    return tmp_path / "image.tif", tmp_path / "merged.tif", labels
+
+
+def test_refine_splits_fields_from_a_label_raster(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    scene: tuple[Path, Path, LabelRaster],
+    tmp_path: Path,
+) -> None:
+    image, merged, truth = scene
+    out = tmp_path / "refined.tif"
+    status, stdout, _ = run(
+        monkeypatch, capsys, "--semantic", str(merged), "--image", str(image), "--out", str(out)
+    )
+    assert status == 0 and "2 field" in stdout and "1 pond" in stdout
+    result = read_label_raster(out)
+    assert result.crs == truth.crs and result.transform == truth.transform
+    assert np.array_equal(result.semantic, truth.semantic)
+    fields = np.unique(result.instance[truth.semantic == 1])
+    assert fields.size == 2 and 0 not in fields
+
+
+def test_one_band_semantic_without_image_gives_components(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    scene: tuple[Path, Path, LabelRaster],
+    tmp_path: Path,
+) -> None:
+    _, _, truth = scene
+    sem_path = tmp_path / "semantic.tif"
+    profile = {"driver": "GTiff", "width": 96, "height": 96, "count": 1, "dtype": "uint8",
+               "crs": truth.crs, "transform": truth.transform}  # fmt: skip
+    with rasterio.open(sem_path, "w", **profile) as dst:
+        dst.write(truth.semantic, 1)
+    out = tmp_path / "cc.tif"
+    status, stdout, stderr = run(monkeypatch, capsys, "--semantic", str(sem_path), "--out", str(out))
+    assert status == 0 and "connected components" in stderr and "1 field" in stdout
+    assert np.array_equal(read_label_raster(out).semantic, truth.semantic)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--semantic", "{tmp}/missing.tif"], "no such file"),
+        (["--semantic", "{merged}", "--image", "{tmp}/missing.tif"], "no such file"),
+        (["--semantic", "{merged}", "--boundary", "{tmp}"], "--boundary needs --image"),
+        (["--semantic", "{merged}", "--image", "{merged}"], "RGB"),
+        (["--semantic", "{merged}", "--image", "{image}", "--boundary", "{tmp}/nomodel"], "no such model"),
+    ],
+)
+def test_errors(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    scene: tuple[Path, Path, LabelRaster],
+    tmp_path: Path,
+    args: list[str],
+    message: str,
+) -> None:
+    image, merged, _ = scene
+    out = tmp_path / "out.tif"
+    filled = [a.format(tmp=tmp_path, merged=merged, image=image) for a in args]
+    status, _, err = run(monkeypatch, capsys, *filled, "--out", str(out))
+    assert status == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert not out.exists()

@@ -1,0 +1,184 @@
+"""refine(): boundary markers + watershed split fields the coarse mask merges; every class pixel assigned."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from magseg.classes import FIELD, TREE, WELL
+from magseg.codec import grid_to_mask, mask_to_grid
+from magseg.errors import InputError
+from magseg.refine import GradientBoundary, merge_small_fragments, refine, snap_semantic
+
+
+def fields_scene(h: int = 64, w: int = 96, edge: int = 45, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """An image of two fields meeting at column ``edge`` (inside rows 8..56, cols 4..92), and the true field ids."""
+    rng = np.random.default_rng(seed)
+    truth = np.zeros((h, w), dtype=np.int32)
+    truth[8:56, 4:edge] = 1
+    truth[8:56, edge:92] = 2
+    tone = np.array([60.0, 150.0, 210.0], dtype=np.float32)  # background, field 1, field 2
+    img = tone[truth][None].repeat(3, axis=0) + rng.normal(0, 3, (3, h, w))
+    return np.clip(img, 0, 255).astype(np.uint8), truth
+
+
+def coarse(semantic: np.ndarray, cell: int = 8) -> np.ndarray:
+    """The semantic mask through an RRLE grid of ``cell`` px cells, as the model writes it."""
+    h, w = semantic.shape
+    return grid_to_mask(mask_to_grid(semantic, (h // cell, w // cell)), (h, w)).astype(np.uint8)
+
+
+def test_refine_splits_adjacent_fields_the_coarse_mask_merges() -> None:
+    image, truth = fields_scene()
+    sem = coarse(np.where(truth > 0, FIELD, 0))
+    assert ndimage.label(sem == FIELD)[1] == 1  # one blob in the coarse mask
+    result = refine(sem, image)
+    ids = np.unique(result.instance[result.instance > 0])
+    assert ids.size == 2
+    # the split follows the image edge at column 45, not the 8-px cell grid (which would cut at 40 or 48)
+    for k in (1, 2):
+        true_k = truth == k
+        best = max(
+            np.logical_and(result.instance == i, true_k).sum()
+            / np.logical_or(result.instance == i, true_k).sum()
+            for i in ids
+        )
+        assert best > 0.8
+    rows = result.instance[20:44]
+    left, right = rows[:, 42], rows[:, 48]
+    assert (left != right).all()
+
+
+def test_refine_assigns_every_pixel_of_the_class() -> None:
+    image, truth = fields_scene(seed=3)
+    sem = coarse(np.where(truth > 0, FIELD, 0))
+    result = refine(sem, image, min_area_px=0)
+    assert np.array_equal(result.instance > 0, sem == FIELD)
+    assert np.array_equal(result.semantic, sem)
+    assert result.instance.dtype == np.int32 and result.semantic.dtype == np.uint8
+
+
+def test_refine_without_image_or_boundary_gives_connected_components() -> None:
+    sem = np.zeros((20, 20), dtype=np.uint8)
+    sem[2:8, 2:8] = FIELD
+    sem[12:18, 12:18] = FIELD
+    result = refine(sem)
+    assert result.boundary is None
+    assert np.unique(result.instance[result.instance > 0]).size == 2
+
+
+def test_small_marker_fragments_merge_into_their_neighbour() -> None:
+    sem = np.zeros((30, 30), dtype=np.uint8)
+    sem[:, :] = FIELD
+    prob = np.zeros((30, 30), dtype=np.float32)
+    prob[:, 14] = 1.0  # a real edge splitting two fields
+    prob[5:8, 3:6] = 1.0
+    prob[6, 4] = 0.0  # a one-pixel hollow: a marker of its own
+    result = refine(sem, boundary=prob, min_area_px=30, min_marker_px=1)
+    areas = np.bincount(result.instance.ravel())[1:]
+    assert areas.size == 2 and areas.min() >= 30
+    assert (result.instance > 0).all()
+
+
+def test_isolated_small_fragment_is_dropped_to_background() -> None:
+    sem = np.zeros((30, 30), dtype=np.uint8)
+    sem[2:20, 2:20] = FIELD
+    sem[25:28, 25:28] = FIELD  # 9 px, touching no other field
+    result = refine(sem, boundary=np.zeros((30, 30), np.float32), min_area_px=20)
+    assert (result.instance[25:28, 25:28] == 0).all()
+    assert (result.semantic[25:28, 25:28] == 0).all()
+    assert (result.instance[2:20, 2:20] > 0).all()
+
+
+def test_other_classes_are_components_with_ids_unique_across_classes() -> None:
+    sem = np.zeros((30, 30), dtype=np.uint8)
+    sem[:10, :] = FIELD
+    sem[15:20, 2:6] = TREE
+    sem[15:20, 20:26] = TREE
+    sem[27, 27] = WELL  # one pixel: real for a well, kept despite min_area_px
+    result = refine(sem, boundary=np.zeros((30, 30), np.float32), min_area_px=20)
+    tree_ids = set(np.unique(result.instance[sem == TREE]).tolist())
+    field_ids = set(np.unique(result.instance[sem == FIELD]).tolist())
+    well_ids = set(np.unique(result.instance[sem == WELL]).tolist())
+    assert len(tree_ids) == 2 and len(field_ids) == 1 and len(well_ids) == 1
+    assert not (tree_ids & field_ids) and not (well_ids & (tree_ids | field_ids)) and 0 not in well_ids
+
+
+def test_classes_argument_limits_the_output() -> None:
+    sem = np.zeros((10, 10), dtype=np.uint8)
+    sem[:5] = FIELD
+    sem[6:] = TREE
+    result = refine(sem, classes=[TREE])
+    assert (result.instance[sem == FIELD] == 0).all() and (result.semantic[sem == FIELD] == 0).all()
+    assert (result.instance[sem == TREE] > 0).all()
+
+
+def test_merge_small_fragments_picks_the_longest_border() -> None:
+    labels = np.zeros((10, 12), dtype=np.int64)
+    labels[:, :5] = 1
+    labels[:, 7:] = 2
+    labels[2:9, 5:7] = 3  # 14 px: borders field 1 along 7 px ... and field 2 along 7 px
+    labels[2:9, 5] = 3
+    labels[0:9, 6] = 3  # column 6 reaches further up: longer border with field 2
+    out = merge_small_fragments(labels, min_area_px=20)
+    assert set(np.unique(out).tolist()) == {0, 1, 2}
+    assert (out[labels == 3] == 2).all()
+    assert (out[labels == 1] == 1).all()
+
+
+def test_merge_small_fragments_handles_chains_of_small_pieces() -> None:
+    labels = np.zeros((4, 20), dtype=np.int64)
+    for k in range(5):
+        labels[:, 4 * k : 4 * k + 4] = k + 1  # five 16-px strips side by side, all small
+    out = merge_small_fragments(labels, min_area_px=40)
+    areas = np.bincount(out.ravel())[1:]
+    areas = areas[areas > 0]
+    assert areas.min() >= 40 and areas.sum() == 80
+
+
+def test_snap_semantic_moves_blocky_edges_onto_the_image_edge() -> None:
+    image, truth = fields_scene(edge=45)
+    true_sem = np.where(truth > 0, FIELD, 0).astype(np.uint8)
+    true_sem[:, :] = 0
+    true_sem[:, :37] = FIELD  # a field whose edge (col 37) falls inside an 8-px cell
+    img = np.where(true_sem == FIELD, 150, 40).astype(np.uint8)[None].repeat(3, axis=0)
+    blocky = coarse(true_sem)
+    prob = GradientBoundary(sigma=1.0).predict(img)
+    snapped = snap_semantic(blocky, prob, snap_px=6)
+    assert (snapped != true_sem).sum() < (blocky != true_sem).sum() / 4
+    result = refine(blocky, img, snap_px=6)
+    assert (result.semantic != true_sem).sum() < (blocky != true_sem).sum() / 4
+
+
+def test_snap_semantic_keeps_objects_thinner_than_the_band() -> None:
+    sem = np.zeros((20, 20), dtype=np.uint8)
+    sem[9:11, 9:11] = WELL
+    snapped = snap_semantic(sem, np.zeros((20, 20), np.float32), snap_px=4)
+    assert (snapped == WELL).sum() >= 4
+
+
+@pytest.mark.parametrize(
+    ("semantic", "kwargs"),
+    [
+        (np.zeros((4, 4, 2), dtype=np.uint8), {}),
+        (np.full((4, 4), 9, dtype=np.uint8), {}),
+        (np.zeros((4, 4), dtype=np.float32), {}),
+        (np.zeros((4, 4), dtype=np.uint8), {"boundary": np.zeros((5, 4), np.float32)}),
+        (np.zeros((4, 4), dtype=np.uint8), {"image": np.zeros((3, 4, 5), np.uint8)}),
+    ],
+)
+def test_refine_rejects_bad_inputs(semantic: np.ndarray, kwargs: dict) -> None:
+    with pytest.raises(InputError):
+        refine(semantic, **kwargs)
+
+
+def test_isolated_pieces_are_kept_above_min_isolated_px() -> None:
+    labels = np.zeros((20, 20), dtype=np.int64)
+    labels[:10, :10] = 1  # 100 px, isolated
+    labels[15:17, 15:17] = 2  # 4 px, isolated
+    out = merge_small_fragments(labels, min_area_px=200, min_isolated_px=50)
+    assert (out[:10, :10] > 0).all() and (out[15:17, 15:17] == 0).all()
+    assert not merge_small_fragments(
+        labels, min_area_px=200
+    ).any()  # default: isolated under min_area dropped
