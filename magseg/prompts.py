@@ -48,10 +48,10 @@ def patch_text(spec: PatchSpec) -> str:
 
 def user_turn(spec: PatchSpec, with_crop: bool = True) -> dict[str, Any]:
     """The user message: scene image, instruction, then the patch box (and its crop as a second image)."""
+    # one text item: Gemma3's template trims each item and joins items with no separator
     content: list[dict[str, str]] = [
         {"type": "image"},
-        {"type": "text", "text": INSTRUCTION},
-        {"type": "text", "text": patch_text(spec)},
+        {"type": "text", "text": f"{INSTRUCTION}\n{patch_text(spec)}"},
     ]
     if with_crop:
         content.append({"type": "image"})

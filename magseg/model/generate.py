@@ -1,0 +1,83 @@
+"""Batched greedy generation with Hugging Face generate, rendering prompts exactly as training does."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from PIL import Image
+from trl.data_utils import prepare_multimodal_messages
+
+#: One request: the images of a sample (scene, crop) and its conversational prompt (magseg.prompts).
+Request = tuple[Sequence[Image.Image], list[dict[str, Any]]]
+
+END_OF_TURN = "<end_of_turn>"
+
+
+def render_prompts(processor: Any, batch: Sequence[Request]) -> Any:
+    """Tokenise a batch of prompts, left padded, with the generation prompt: GRPO's own rendering.
+
+    Images fill the prompt's image placeholders in order, with TRL's helper, as in SFT and GRPO.
+    """
+    conversations = [
+        prepare_multimodal_messages(list(messages), images=list(images)) for images, messages in batch
+    ]
+    return processor.apply_chat_template(
+        conversations,
+        add_generation_prompt=True,
+        tokenize=True,
+        return_dict=True,
+        return_tensors="pt",
+        processor_kwargs={"padding": True, "padding_side": "left"},
+    )
+
+
+class HFEngine:
+    """Generate RRLE text for (images, prompt) requests in batches with ``model.generate``."""
+
+    def __init__(
+        self,
+        model: Any,
+        processor: Any,
+        max_new_tokens: int = 512,
+        batch_size: int = 8,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+    ) -> None:
+        self.model = model
+        self.processor = processor
+        self.max_new_tokens = max_new_tokens
+        self.batch_size = batch_size
+        self.do_sample = do_sample
+        self.temperature = temperature
+        tok = processor.tokenizer
+        # Stop at the end of the model's turn whatever the checkpoint's generation config says.
+        stops = {tok.convert_tokens_to_ids(END_OF_TURN), tok.eos_token_id}
+        self.eos_token_id = sorted(i for i in stops if i is not None and i != tok.unk_token_id)
+        self.pad_token_id = tok.pad_token_id
+
+    @torch.inference_mode()
+    def _generate_batch(self, batch: Sequence[Request]) -> list[str]:
+        inputs = render_prompts(self.processor, batch).to(self.model.device)
+        if "pixel_values" in inputs:
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+        sampling: dict[str, Any] = (
+            {"do_sample": True, "temperature": self.temperature} if self.do_sample else {"do_sample": False}
+        )
+        out = self.model.generate(
+            **inputs,
+            max_new_tokens=self.max_new_tokens,
+            eos_token_id=self.eos_token_id,
+            pad_token_id=self.pad_token_id,
+            **sampling,
+        )
+        new_tokens = out[:, inputs["input_ids"].shape[1] :]
+        return list(self.processor.batch_decode(new_tokens, skip_special_tokens=True))
+
+    def generate(self, batch: Sequence[Request]) -> list[str]:
+        """Completion text (special tokens dropped) for each request, in order."""
+        texts: list[str] = []
+        for start in range(0, len(batch), self.batch_size):
+            texts.extend(self._generate_batch(batch[start : start + self.batch_size]))
+        return texts
