@@ -67,7 +67,7 @@ def run_demo(out: str | os.PathLike[str], config: DemoConfig, log: Callable[[str
         stitched = stitch([g for g, _ in decoded], layout)
         log(f"3/4 {ref.scene_id}: refine (gradient boundary fallback + watershed) and polygonize")
         coarse = refine(stitched)  # no image: connected components of the blocky mask
-        refined = refine(stitched, scene.image, snap_px=config.patch // config.grid)
+        refined = refine(stitched, scene.image, gsd=config.gsd, snap_px=config.patch // config.grid)
         labels = LabelRaster(refined.instance, refined.semantic, truth.transform, truth.crs)
         write_label_raster(out / "labels" / f"{ref.scene_id}.tif", labels)
         layer = polygonize(labels, min_area=10.0)

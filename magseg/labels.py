@@ -91,3 +91,15 @@ def write_label_raster(path: str | os.PathLike[str], labels: LabelRaster) -> Non
         dst.write(labels.semantic.astype(np.int32), 2)
         dst.set_band_description(1, "instance")
         dst.set_band_description(2, "class")
+
+
+def ground_sample_distance(transform: Affine, crs: CRS | None) -> float:
+    """Metres per pixel of a raster grid (geographic grids: measured at the equator-scaled latitude of y0)."""
+    size = (abs(transform.a) * abs(transform.e)) ** 0.5
+    if crs is None or not crs.is_geographic:
+        return float(size)  # projected CRSs used here are metric (UTM and the like)
+    import math
+
+    lat = math.radians(transform.f + transform.e / 2)
+    # one degree of latitude ~111.32 km; longitude shrinks with cos(lat): use the geometric mean
+    return float(111_320.0 * size * math.sqrt(max(math.cos(lat), 1e-6)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 import numpy as np
@@ -12,7 +13,7 @@ from rasterio.errors import RasterioIOError
 
 from magseg.classes import CLASS_NAMES, CLASSES
 from magseg.errors import InputError
-from magseg.labels import LabelRaster, write_label_raster
+from magseg.labels import LabelRaster, ground_sample_distance, write_label_raster
 
 
 def read_semantic(path: Path) -> tuple[np.ndarray, rasterio.Affine, rasterio.crs.CRS | None]:
@@ -87,16 +88,26 @@ def read_image(path: Path, shape: tuple[int, int]) -> np.ndarray:
 @click.option(
     "--threshold",
     type=click.FloatRange(0, 1),
-    default=0.2,
-    show_default=True,
-    help="Boundary probability above which a pixel is boundary.",
+    default=None,
+    help="Boundary probability above which a pixel is boundary (default: refine's, 0.3).",
 )
 @click.option(
-    "--min-area-px",
-    type=click.IntRange(min=0),
-    default=64,
-    show_default=True,
-    help="Merge field fragments smaller than this (pixels).",
+    "--min-area-m2",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Merge field fragments smaller than this (m²; default: refine's).",
+)
+@click.option(
+    "--gap-m",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Background strip left between touching fields (m; default: refine's).",
+)
+@click.option(
+    "--gsd",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Metres per pixel (default: from the mask's grid and CRS).",
 )
 @click.option(
     "--snap-px",
@@ -110,8 +121,10 @@ def command(
     image_path: Path | None,
     model_dir: Path | None,
     out: Path,
-    threshold: float,
-    min_area_px: int,
+    threshold: float | None,
+    min_area_m2: float | None,
+    gap_m: float | None,
+    gsd: float | None,
     snap_px: int,
 ) -> None:
     """Cut a semantic mask into instances along image boundaries and write a label raster."""
@@ -123,11 +136,16 @@ def command(
     image = read_image(image_path, semantic.shape) if image_path is not None else None
     if image is None:
         click.echo("note: no --image, so instances are connected components of the mask", err=True)
-    model = load_boundary_model(model_dir) if image is not None else None
+    gsd = gsd if gsd is not None else ground_sample_distance(transform, crs)
+    model = load_boundary_model(model_dir) if model_dir is not None else None
+    # only the knobs the user set are passed: refine's own defaults are the tuned ones
+    knobs: dict[str, Any] = {
+        k: v
+        for k, v in (("threshold", threshold), ("min_area_m2", min_area_m2), ("gap_m", gap_m))
+        if v is not None
+    }
     t0 = time.perf_counter()
-    result = refine(
-        semantic, image, model=model, threshold=threshold, min_area_px=min_area_px, snap_px=snap_px
-    )
+    result = refine(semantic, image, model=model, gsd=gsd, snap_px=snap_px, **knobs)
     seconds = time.perf_counter() - t0
     write_label_raster(out, LabelRaster(result.instance, result.semantic, transform, crs))
     counts = []

@@ -1,15 +1,29 @@
 """EPOC-style refinement: boundary probability maps and semantic mask -> instances."""
 
-from magseg.refine.boundary import BoundaryModel, GradientBoundary, SegformerBoundary, load_boundary_model
-from magseg.refine.instances import RefineResult, merge_small_fragments, refine, snap_semantic
+from magseg.refine.boundary import (
+    BoundaryModel,
+    GradientBoundary,
+    OrientedBoundary,
+    SegformerBoundary,
+    load_boundary_model,
+)
+from magseg.refine.instances import (
+    RefineResult,
+    merge_small_fragments,
+    refine,
+    separate_instances,
+    snap_semantic,
+)
 
 __all__ = [
     "BoundaryModel",
     "GradientBoundary",
+    "OrientedBoundary",
     "RefineResult",
     "SegformerBoundary",
     "load_boundary_model",
     "merge_small_fragments",
     "refine",
+    "separate_instances",
     "snap_semantic",
 ]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from magseg.errors import InputError
-from magseg.refine import GradientBoundary, SegformerBoundary, load_boundary_model
+from magseg.refine import GradientBoundary, OrientedBoundary, SegformerBoundary, load_boundary_model
 
 
 def two_field_image(h: int = 64, w: int = 64, edge: int = 29, seed: int = 0) -> np.ndarray:
@@ -33,15 +33,69 @@ def test_gradient_boundary_peaks_on_the_field_edge() -> None:
     assert column_mean[28:30].min() > 0.7  # the two columns either side of the edge
 
 
-def test_gradient_boundary_of_a_flat_image_is_zero() -> None:
-    prob = GradientBoundary().predict(np.full((3, 16, 16), 100, dtype=np.uint8))
-    assert not prob.any()
+@pytest.mark.parametrize("model", [GradientBoundary(), OrientedBoundary()], ids=["sobel", "oriented"])
+def test_boundary_of_a_flat_image_is_zero(model: GradientBoundary | OrientedBoundary) -> None:
+    prob = model.predict(np.full((3, 16, 16), 100, dtype=np.uint8))
+    assert prob.shape == (16, 16) and not prob.any()
 
 
+@pytest.mark.parametrize("model", [GradientBoundary(), OrientedBoundary()], ids=["sobel", "oriented"])
 @pytest.mark.parametrize("shape", [(16, 16), (1, 16, 16), (4, 16, 16), (3, 0, 5)])
-def test_gradient_boundary_rejects_non_rgb(shape: tuple[int, ...]) -> None:
+def test_boundary_rejects_non_rgb(model: GradientBoundary | OrientedBoundary, shape: tuple[int, ...]) -> None:
     with pytest.raises(InputError):
-        GradientBoundary().predict(np.zeros(shape, dtype=np.uint8))
+        model.predict(np.zeros(shape, dtype=np.uint8))
+
+
+def test_gradient_smoothing_is_in_metres() -> None:
+    assert GradientBoundary(sigma_m=2.0, gsd=0.5).sigma == 4.0
+    assert GradientBoundary(sigma=1.5, gsd=0.5).sigma == 1.5  # pixels override
+    with pytest.raises(ValueError):
+        GradientBoundary(gsd=0.0)
+
+
+def rows_scene(size: int = 96, edge: int = 45, period: int = 2, seed: int = 0) -> np.ndarray:
+    """Two fields with a faint colour step at column ``edge`` and strong crop rows 1 m apart at 0.5 m."""
+    rng = np.random.default_rng(seed)
+    img = np.empty((3, size, size), dtype=np.float32)
+    img[:, :, :edge] = np.array([100, 130, 70], dtype=np.float32)[:, None, None]
+    img[:, :, edge:] = np.array([112, 140, 74], dtype=np.float32)[:, None, None]  # ~5 % brighter
+    rows = 25 * np.sin(2 * np.pi * (np.arange(size) + 0.25) / period)  # furrows: horizontal stripes
+    img += rows[None, :, None] + rng.normal(0, 3, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("angle", [0, 90])
+def test_oriented_boundary_finds_a_faint_edge_among_crop_rows(angle: int) -> None:
+    image = rows_scene()
+    if angle:  # the same scene turned: the edge runs along rows, the furrows along columns
+        image = np.ascontiguousarray(image.transpose(0, 2, 1))
+    prob = OrientedBoundary(length_m=8.0, width_m=2.0, gsd=0.5).predict(image)
+    assert prob.shape == (96, 96) and prob.dtype == np.float32 and 0 <= prob.min() <= prob.max() <= 1
+    profile = (prob if not angle else prob.T)[16:80].mean(axis=0)
+    interior = np.r_[10:35, 56:86]
+    assert abs(int(np.argmax(profile[10:86])) + 10 - 45) <= 1
+    # rows closer than the 2 m box cancel inside it; the 5 % colour step stands far above them
+    assert profile[44:46].min() > 3 * profile[interior].mean()
+
+
+def test_oriented_boundary_follows_a_diagonal_edge() -> None:
+    yy, xx = np.mgrid[:80, :80]
+    rng = np.random.default_rng(1)
+    img = np.where(xx + yy < 80, 90.0, 150.0)[None].repeat(3, axis=0) + rng.normal(0, 4, (3, 80, 80))
+    prob = OrientedBoundary(gsd=1.0).predict(np.clip(img, 0, 255).astype(np.uint8))
+    on = np.abs(xx + yy - 79.5) <= 1.5
+    away = np.abs(xx + yy - 79.5) >= 12
+    inner = (xx > 8) & (xx < 72) & (yy > 8) & (yy < 72)  # clear of the image border
+    assert prob[on & inner].mean() > 0.8 and prob[away & inner].mean() < 0.15
+
+
+def test_oriented_boundary_sizes_are_in_metres() -> None:
+    model = OrientedBoundary(length_m=8.0, width_m=2.0, gsd=0.5)
+    assert (model.length, model.width) == (16, 4)
+    with pytest.raises(ValueError):
+        OrientedBoundary(gsd=-1.0)
+    with pytest.raises(ValueError):
+        OrientedBoundary(angles=0)
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +134,9 @@ def test_segformer_boundary_resolution_argument_wins(tiny_segformer: Path) -> No
     assert model.predict(two_field_image(h=20, w=30)).shape == (20, 30)
 
 
-def test_load_boundary_model_defaults_to_the_gradient_fallback() -> None:
-    assert isinstance(load_boundary_model(None), GradientBoundary)
+def test_load_boundary_model_defaults_to_the_oriented_fallback() -> None:
+    model = load_boundary_model(None, gsd=0.5)
+    assert isinstance(model, OrientedBoundary) and model.length == 16 and model.width == 4
 
 
 def test_load_boundary_model_refuses_missing_or_unsafe_weights(tmp_path: Path, tiny_segformer: Path) -> None:

@@ -9,7 +9,7 @@ from scipy import ndimage
 from magseg.classes import FIELD, TREE, WELL
 from magseg.codec import grid_to_mask, mask_to_grid
 from magseg.errors import InputError
-from magseg.refine import GradientBoundary, merge_small_fragments, refine, snap_semantic
+from magseg.refine import GradientBoundary, merge_small_fragments, refine, separate_instances, snap_semantic
 
 
 def fields_scene(h: int = 64, w: int = 96, edge: int = 45, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -53,7 +53,7 @@ def test_refine_splits_adjacent_fields_the_coarse_mask_merges() -> None:
 def test_refine_assigns_every_pixel_of_the_class() -> None:
     image, truth = fields_scene(seed=3)
     sem = coarse(np.where(truth > 0, FIELD, 0))
-    result = refine(sem, image, min_area_px=0)
+    result = refine(sem, image, min_area_px=0, gap_px=0)
     assert np.array_equal(result.instance > 0, sem == FIELD)
     assert np.array_equal(result.semantic, sem)
     assert result.instance.dtype == np.int32 and result.semantic.dtype == np.uint8
@@ -75,7 +75,7 @@ def test_small_marker_fragments_merge_into_their_neighbour() -> None:
     prob[:, 14] = 1.0  # a real edge splitting two fields
     prob[5:8, 3:6] = 1.0
     prob[6, 4] = 0.0  # a one-pixel hollow: a marker of its own
-    result = refine(sem, boundary=prob, min_area_px=30, min_marker_px=1)
+    result = refine(sem, boundary=prob, min_area_px=30, min_marker_px=1, gap_px=0)
     areas = np.bincount(result.instance.ravel())[1:]
     assert areas.size == 2 and areas.min() >= 30
     assert (result.instance > 0).all()
@@ -182,3 +182,48 @@ def test_isolated_pieces_are_kept_above_min_isolated_px() -> None:
     assert not merge_small_fragments(
         labels, min_area_px=200
     ).any()  # default: isolated under min_area dropped
+
+
+@pytest.mark.parametrize("gap", [1, 2, 3, 4])
+def test_separate_instances_leaves_a_gap_of_the_asked_width(gap: int) -> None:
+    labels = np.zeros((14, 30), dtype=np.int64)
+    labels[4:, 2:15] = 1
+    labels[4:, 15:28] = 2
+    labels[0:2, 0:2] = 3  # isolated (3 rows away): untouched
+    out = separate_instances(labels, gap)
+    cut = (labels > 0) & (out == 0)
+    assert (cut[4:].sum(axis=1) == gap).all()  # every row loses exactly ``gap`` pixels ...
+    cols = np.nonzero(cut.any(axis=0))[0]
+    assert cols.min() >= 15 - gap and cols.max() <= 14 + gap  # ... at the shared border
+    assert (out[0:2, 0:2] == 3).all() and set(np.unique(out).tolist()) == {0, 1, 2, 3}
+    assert np.array_equal(separate_instances(labels, 0), labels)
+
+
+def test_refine_gap_separates_adjacent_fields_and_becomes_background() -> None:
+    image, truth = fields_scene()
+    sem = coarse(np.where(truth > 0, FIELD, 0))
+    result = refine(sem, image, gsd=0.5, gap_m=1.0, min_area_px=0)
+    a, b = (result.instance == i for i in np.unique(result.instance[result.instance > 0]))
+    assert not (ndimage.binary_dilation(a) & b).any()  # no pixel of one touches the other
+    gap = (sem == FIELD) & (result.instance == 0)
+    assert gap.any() and (result.semantic[gap] == 0).all()
+    assert gap.sum() <= 2 * sem.shape[0]  # 1 m at 0.5 m: two pixels per row at most
+
+
+def test_sizes_in_square_metres_scale_with_the_gsd() -> None:
+    sem = np.zeros((30, 30), dtype=np.uint8)
+    sem[2:20, 2:20] = FIELD
+    sem[25:28, 25:28] = FIELD  # 9 px, isolated: 9 m² at 1 m, 2.25 m² at 0.5 m
+    flat = np.zeros((30, 30), np.float32)
+    kept = refine(sem, boundary=flat, gsd=1.0, min_area_m2=20, min_isolated_m2=4)
+    dropped = refine(sem, boundary=flat, gsd=0.5, min_area_m2=20, min_isolated_m2=4)
+    assert (kept.instance[25:28, 25:28] > 0).all() and (dropped.instance[25:28, 25:28] == 0).all()
+    # a pixel override wins over the physical size
+    forced = refine(sem, boundary=flat, gsd=0.5, min_area_m2=20, min_isolated_m2=4, min_isolated_px=4)
+    assert (forced.instance[25:28, 25:28] > 0).all()
+
+
+@pytest.mark.parametrize("gsd", [0.0, -1.0, float("nan")])
+def test_refine_rejects_a_bad_gsd(gsd: float) -> None:
+    with pytest.raises(InputError, match="gsd"):
+        refine(np.zeros((4, 4), dtype=np.uint8), gsd=gsd)

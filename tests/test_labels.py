@@ -1,0 +1,19 @@
+"""Tests of label-raster helpers."""
+
+from __future__ import annotations
+
+import pytest
+from affine import Affine
+from rasterio.crs import CRS
+
+from magseg.labels import ground_sample_distance
+
+
+def test_gsd_of_projected_grid_is_its_pixel_size() -> None:
+    assert ground_sample_distance(Affine(0.5, 0, 7e5, 0, -0.5, 3.3e6), CRS.from_epsg(32643)) == 0.5
+
+
+def test_gsd_of_geographic_grid_is_in_metres() -> None:
+    # 1 m NAIP-like pixels in degrees at 40°N: ~9e-6 degrees of latitude per metre
+    gsd = ground_sample_distance(Affine(1.17e-5, 0, -89.9, 0, -0.9e-5, 40.2), CRS.from_epsg(4326))
+    assert gsd == pytest.approx(1.0, rel=0.1)
