@@ -18,6 +18,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "score": ("score", "Score predicted instances against the truth (the seed's metrics)."),
     "polygonize": ("polygonize", "Turn a label raster into a fiboa polygon layer."),
     "refine": ("refine", "Refine a semantic mask into field instances (EPOC + watershed)."),
+    "train": ("train", "Train SFT / GRPO / the boundary model (Ray Train, or --local)."),
+    "eval": ("eval", "Evaluate a model on labelled scenes: the seed's tables, ablations and baselines."),
     "demo": ("demo", "Show what exists end to end on a synthetic scene."),
 }
 

@@ -52,7 +52,8 @@ class Sample:
         return asdict(self)
 
 
-def _jpeg(array_hwc: np.ndarray, size: int | None, quality: int) -> dict[str, Any]:
+def encode_jpeg(array_hwc: np.ndarray, size: int | None, quality: int) -> dict[str, Any]:
+    """An (H, W, 3) image as JPEG bytes in datasets' Image encoding, resized to ``size`` square when given."""
     img = Image.fromarray(array_hwc)
     if size is not None and img.size != (size, size):
         img = img.resize((size, size), Image.Resampling.BILINEAR)
@@ -76,7 +77,7 @@ def scene_samples(scene: LabelledScene, config: SampleConfig, rng: np.random.Gen
     if height < config.patch or width < config.patch:
         raise ValueError(f"scene {scene.scene_id} is {height}x{width}, smaller than the patch {config.patch}")
     hwc = np.ascontiguousarray(scene.image.transpose(1, 2, 0))
-    context = _jpeg(hwc, config.context_size, config.jpeg_quality)
+    context = encode_jpeg(hwc, config.context_size, config.jpeg_quality)
     samples = []
     for _ in range(config.per_scene):
         x0 = int(rng.integers(0, width - config.patch + 1))
@@ -86,7 +87,7 @@ def scene_samples(scene: LabelledScene, config: SampleConfig, rng: np.random.Gen
         images = [context]
         if config.with_crop:
             crop = hwc[y0 : y0 + config.patch, x0 : x0 + config.patch]
-            images.append(_jpeg(crop, config.crop_size, config.jpeg_quality))
+            images.append(encode_jpeg(crop, config.crop_size, config.jpeg_quality))
         samples.append(
             Sample(
                 scene_id=scene.scene_id,

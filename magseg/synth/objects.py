@@ -86,7 +86,8 @@ def place_objects(rng: np.random.Generator, lay: Layout) -> None:
     for _ in range(n_ponds):
         near_village = lay.village is not None and rng.random() < 0.6
         if near_village and lay.village is not None:
-            c = np.asarray(lay.village.exterior.coords)[int(rng.integers(0, 8))]
+            # the village may be several blobs (a MultiPolygon): take points of its outline either way
+            c = shapely.get_coordinates(lay.village.boundary)[int(rng.integers(0, 8))]
         else:
             c = rng.uniform(0.05, 0.95, 2) * lay.size
         pond = blob(rng, c, lay.px(rng.uniform(7, 22)), roughness=0.25)

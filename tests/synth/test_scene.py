@@ -127,3 +127,11 @@ def test_bad_input(kwargs: dict, error: type[Exception]) -> None:
     with pytest.raises(error) as exc:
         generate_scene(**args)
     assert "\n" not in str(exc.value)
+
+
+def test_village_of_several_blobs_does_not_crash() -> None:
+    # seed/gsd found by the eval baseline: the village's blobs do not touch and union to a MultiPolygon
+    from magseg.synth import scene_seed
+
+    scene = generate_scene(scene_seed(1, 2), 256, 0.997, (700_000.0, 3_300_000.0), "EPSG:32643")
+    assert scene.image.shape == (3, 256, 256)

@@ -1,0 +1,79 @@
+"""The evaluation report as text: the model's per-class table, then ablation and baselines side by side."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from magseg.classes import CLASS_NAMES
+from magseg.metrics import ClassScores, format_table
+
+
+def class_scores(summary: dict[str, Any]) -> dict[str, ClassScores]:
+    """The per-class entries of a method summary, back as ClassScores."""
+    return {name: ClassScores(**summary[name]) for name in CLASS_NAMES[1:] if name in summary}
+
+
+def _num(value: float | None, fmt: str = ".3f") -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def _rows(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    rows = [("model", report), ("model, refinement off", report["refinement_off"])]
+    if "compare" in report:
+        rows += [
+            ("compare", report["compare"]),
+            ("compare, refinement off", report["compare"]["refinement_off"]),
+        ]
+    for name, summary in report["baselines"].items():
+        label = name.replace("_", " ")
+        rows += [(label, summary), (f"{label}, refinement off", summary["refinement_off"])]
+    return rows
+
+
+def comparison_table(report: dict[str, Any]) -> str:
+    """One line per method: mean DICE and the field class's instance metrics."""
+    header = ["method", "mean DICE", "field mIoU", "field med", "FNR", "FPR", "valid", "tok/patch", "patch/s"]
+    lines = [header]
+    for label, s in _rows(report):
+        f = s.get("field", {})
+        lines.append([
+            label, _num(s["mean_dice"]), _num(f.get("mean_iou")), _num(f.get("median_iou")),
+            _num(f.get("fnr")), _num(f.get("fpr")),
+            _num(s.get("decode_valid_rate"), ".1%"), _num(s.get("tokens_per_patch"), ".1f"),
+            _num(s.get("patches_per_s"), ".1f"),
+        ])  # fmt: skip
+    widths = [max(len(r[i]) for r in lines) for i in range(len(header))]
+    out = []
+    for r in lines:
+        out.append(
+            "  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)])
+        )
+    out.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(line.rstrip() for line in out)
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The whole text report of `magseg eval`."""
+    cfg = report["config"]
+    crop = f"crop {cfg['crop_size'] or cfg['patch']} px" if cfg["with_crop"] else "no crop"
+    measured = "from output ids" if report["tokens_measured"] else "re-tokenised from text"
+    head = [
+        f"model {report['model']} (p={cfg['patch']}, g={cfg['grid']}, context {cfg['context_size']} px, {crop})",
+        f"data {report['data']}: {report['n_scenes']} scenes, {report['n_patches']} patches; "
+        f"boundary: {report['boundary']}",
+        f"decode valid {report['decode_valid_rate']:.1%}, {report['tokens_per_patch']:.1f} tokens/patch "
+        f"({measured}), {report['patches_per_s']:.2f} patches/s",
+        "",
+        "model + refinement, per class:",
+        format_table(class_scores(report)),
+        f"mean DICE {report['mean_dice']:.3f} (per scene, classes present, averaged)",
+        "",
+        "ablation and baselines (same scenes, same refinement and scoring):",
+        comparison_table(report),
+    ]
+    if "compare" in report:
+        head.append(f"compare = {report['compare']['model']}")
+    fitted = report["baselines"].get("pixel_classifier", {}).get("fitted_on")
+    if fitted:
+        head.append(f"pixel classifier fitted on {fitted}")
+    return "\n".join(head)

@@ -1,0 +1,228 @@
+"""`magseg eval`'s engine: model(s), ablation and baselines over labelled scenes, scored identically."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import magseg
+from magseg.errors import InputError
+from magseg.evaluate.baselines import (
+    PixelClassifier,
+    field_everywhere,
+    scene_gsd,
+    synthetic_training_scenes,
+    to_patch_grid,
+)
+from magseg.evaluate.scoring import MethodScores
+from magseg.inference import Predictor
+from magseg.model import resolve_model_path
+from magseg.refine import BoundaryModel, load_boundary_model, refine
+from magseg.sources import LabelledScene, SceneRef, list_scenes
+
+#: Where the lead bundles the trained tiny model.
+BUNDLED_MODEL = Path(magseg.__file__).parent / "assets" / "tiny-magseg"
+
+#: The bundled tiny model's training seed (scripts/train_tiny_model.py); baseline fitting uses it too.
+DEFAULT_TRAIN_SEED = 1
+
+Progress = Callable[[str], None]
+
+
+class _ModelRun:
+    """One model's predictions over the scenes: its scores refined and not, and its inference figures."""
+
+    def __init__(self, predictor: Predictor) -> None:
+        self.predictor = predictor
+        self.refined = MethodScores()
+        self.raw = MethodScores()
+        self.patches = self.valid = self.tokens = 0
+        self.seconds = 0.0
+        self.tokens_measured = True
+
+    def summary(self) -> dict[str, Any]:
+        out = self.refined.summary()
+        out["decode_valid_rate"] = self.valid / max(self.patches, 1)
+        out["tokens_per_patch"] = self.tokens / max(self.patches, 1)
+        out["patches_per_s"] = self.patches / max(self.seconds, 1e-9)
+        out["refinement_off"] = self.raw.summary()
+        out["model"] = self.predictor.name
+        out["n_patches"] = self.patches
+        out["tokens_measured"] = self.tokens_measured
+        out["config"] = asdict(self.predictor.config)
+        return out
+
+
+def _score_pair(
+    scores: tuple[MethodScores, MethodScores],
+    semantic: np.ndarray,
+    scene: LabelledScene,
+    prob: np.ndarray,
+    gsd: float,
+    snap_px: int,
+) -> None:
+    """Score a stitched mask refined (into ``scores[0]``) and as is (into ``scores[1]``)."""
+    truth = scene.labels
+    done = refine(semantic, scene.image, boundary=prob, gsd=gsd, snap_px=snap_px)
+    scores[0].add(done.instance, done.semantic, truth.instance, truth.semantic)
+    # refinement off: the stitched mask as is, instances = connected components per class
+    plain = refine(semantic)
+    scores[1].add(plain.instance, plain.semantic, truth.instance, truth.semantic)
+
+
+def evaluate_scenes(
+    scenes: Sequence[SceneRef],
+    predictor: Predictor,
+    *,
+    compare: Predictor | None = None,
+    classifier: PixelClassifier | None = None,
+    boundary: BoundaryModel | None = None,
+    log: Progress | None = None,
+) -> dict[str, Any]:
+    """Run the model (and ``compare``) and the baselines on every scene; return the report dict.
+
+    Every method's stitched mask goes through the same refinement (boundary map computed once per
+    scene, snapping by one RRLE cell of the main model) and the same scoring.
+    """
+    if not scenes:
+        raise InputError("no scenes to evaluate; give a folder of labelled scenes")
+    runs = [_ModelRun(predictor)] + ([_ModelRun(compare)] if compare is not None else [])
+    baselines = {"field_everywhere": (MethodScores(), MethodScores())}
+    if classifier is not None:
+        baselines["pixel_classifier"] = (MethodScores(), MethodScores())
+    refine_s = 0.0
+    for i, ref in enumerate(scenes):
+        scene = ref.load()
+        gsd = scene_gsd(scene.labels)
+        model = boundary if boundary is not None else load_boundary_model(None, gsd=gsd)
+        prob = model.predict(scene.image)  # once per scene, shared by every method
+        for run in runs:
+            pred = run.predictor.predict(scene.image)
+            run.patches += pred.n_patches
+            run.valid += sum(r.valid for r in pred.reports)
+            run.tokens += sum(pred.tokens)
+            run.seconds += pred.timings["total_s"]
+            run.tokens_measured &= pred.tokens_measured
+            cfg = run.predictor.config
+            t0 = time.perf_counter()
+            _score_pair((run.refined, run.raw), pred.semantic, scene, prob, gsd, cfg.patch // cfg.grid)
+            refine_s += time.perf_counter() - t0
+            if log is not None:
+                log(
+                    f"{ref.scene_id} [{i + 1}/{len(scenes)}] {Path(run.predictor.name).name}: "
+                    f"{pred.n_patches} patches, {pred.patches_per_s:.1f} patches/s, valid {pred.valid_rate:.0%}"
+                )
+        snap = predictor.config.patch // predictor.config.grid
+        for name, (refined, raw) in baselines.items():
+            if name == "field_everywhere":
+                semantic = field_everywhere(scene.shape)
+            else:
+                assert classifier is not None
+                semantic = to_patch_grid(classifier.predict(scene.image), predictor.config)
+            _score_pair((refined, raw), semantic, scene, prob, gsd, snap)
+    report = runs[0].summary()
+    if compare is not None:
+        report["compare"] = runs[1].summary()
+    report["baselines"] = {
+        name: {**refined.summary(), "refinement_off": raw.summary()}
+        for name, (refined, raw) in baselines.items()
+    }
+    report["n_scenes"] = len(scenes)
+    report["refine_s"] = refine_s
+    return report
+
+
+def _check_model(path: Path, what: str) -> None:
+    if path == BUNDLED_MODEL and not path.exists():
+        raise InputError(
+            f"{path}: no bundled model yet; train one (scripts/train_tiny_model.py) and pass --model PATH"
+        )
+    if not path.is_dir():
+        raise InputError(f"{path}: no such {what} folder; pass a model folder saved with save_pretrained")
+    resolve_model_path(path)  # raises a one-line InputError when it is not a model or adapter folder
+
+
+def _synth_seed(data: Path) -> int | None:
+    meta = data / "synth.json"
+    if not meta.is_file():
+        return None
+    seed = json.loads(meta.read_text()).get("seed")
+    return int(seed) if isinstance(seed, int) else None
+
+
+def fit_baseline_classifier(
+    train_data: str | os.PathLike[str] | None,
+    eval_data: Path,
+    gsd: float,
+    seed: int = DEFAULT_TRAIN_SEED,
+    scenes: int = 8,
+    size: int = 256,
+) -> tuple[PixelClassifier, str]:
+    """The per-pixel baseline fitted on ``train_data`` (up to ``scenes`` scenes) or on fresh synthetic scenes.
+
+    The synthetic default uses ``seed`` unless the evaluation data is a synth folder of that very seed.
+    """
+    if train_data is not None:
+        refs = list_scenes(train_data)[:scenes]
+        return PixelClassifier(seed=seed).fit(r.load() for r in refs), f"{len(refs)} scenes of {train_data}"
+    if _synth_seed(eval_data) == seed:
+        seed += 1
+    gsd = max(round(gsd, 1), 0.1)  # the synthetic look changes little within 0.1 m
+    fitted = PixelClassifier(seed=seed).fit(synthetic_training_scenes(scenes, size, gsd, seed))
+    return fitted, f"{scenes} synthetic scenes, seed {seed}, {size} px at {gsd:.2f} m"
+
+
+def run_eval(
+    data: str | os.PathLike[str],
+    model: str | os.PathLike[str] | None = None,
+    *,
+    compare: str | os.PathLike[str] | None = None,
+    boundary: str | os.PathLike[str] | None = None,
+    train_data: str | os.PathLike[str] | None = None,
+    train_seed: int = DEFAULT_TRAIN_SEED,
+    max_scenes: int | None = None,
+    batch_size: int = 8,
+    max_new_tokens: int | None = None,
+    device: str | None = None,
+    log: Progress | None = None,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """Evaluate a model folder (default: the bundled one) on a labelled-scene folder; see evaluate_scenes.
+
+    ``overrides`` (patch, grid, context_size, crop_size, with_crop; None = as recorded with the model)
+    apply to ``model`` and ``compare`` alike.
+    """
+    model_path = Path(model) if model is not None else BUNDLED_MODEL
+    _check_model(model_path, "model")
+    if compare is not None:
+        _check_model(Path(compare), "--compare model")
+    if max_scenes is not None and max_scenes < 1:
+        raise InputError(f"--max-scenes {max_scenes}: must be at least 1")
+    if batch_size < 1:
+        raise InputError(f"--batch-size {batch_size}: must be at least 1")
+    data_path = Path(data)
+    refs = list_scenes(data_path)[:max_scenes]
+    boundary_model = load_boundary_model(boundary) if boundary is not None else None
+    kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "batch_size": batch_size, "device": device}
+    predictor = Predictor.from_pretrained(model_path, **kwargs, **overrides)
+    other = Predictor.from_pretrained(compare, **kwargs, **overrides) if compare is not None else None
+    first = refs[0].load()
+    classifier, fitted_on = fit_baseline_classifier(
+        train_data, data_path, scene_gsd(first.labels), train_seed
+    )
+    if log is not None:
+        log(f"pixel classifier fitted on {fitted_on}")
+    report = evaluate_scenes(
+        refs, predictor, compare=other, classifier=classifier, boundary=boundary_model, log=log
+    )
+    report["data"] = str(data_path)
+    report["boundary"] = str(boundary) if boundary is not None else "gradient fallback"
+    report["baselines"]["pixel_classifier"]["fitted_on"] = fitted_on
+    return report

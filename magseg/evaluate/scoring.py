@@ -1,0 +1,83 @@
+"""Pool a method's per-scene predictions into one score: instance metrics over all scenes, mean DICE per scene."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from magseg.metrics import ClassScores, mean_dice, score_instances, scores_to_json
+
+
+@dataclass
+class ScenePair:
+    """One scene's prediction and truth, compact (int32 instances, uint8 classes)."""
+
+    pred_instance: np.ndarray
+    pred_class: np.ndarray
+    true_instance: np.ndarray
+    true_class: np.ndarray
+
+
+def _mosaic(arrays: list[np.ndarray], height: int, offset_ids: bool) -> np.ndarray:
+    """Scenes side by side, padded to one height, one empty column between them (no 8-connection across).
+
+    Instance ids are offset per scene so they stay unique in the mosaic.
+    """
+    parts: list[np.ndarray] = []
+    offset = 0
+    for a in arrays:
+        block = np.zeros((height, a.shape[1] + 1), dtype=np.int64 if offset_ids else np.uint8)
+        if offset_ids:
+            block[: a.shape[0], : a.shape[1]] = np.where(a > 0, a.astype(np.int64) + offset, 0)
+            offset += int(a.max(initial=0))
+        else:
+            block[: a.shape[0], : a.shape[1]] = a
+        parts.append(block)
+    return np.hstack(parts)
+
+
+def pooled_scores(pairs: list[ScenePair]) -> dict[str, ClassScores]:
+    """The seed's instance metrics over all scenes at once (medians over every instance, not per scene)."""
+    height = max(p.true_class.shape[0] for p in pairs)
+    return score_instances(
+        _mosaic([p.pred_instance for p in pairs], height, True),
+        _mosaic([p.pred_class for p in pairs], height, False),
+        _mosaic([p.true_instance for p in pairs], height, True),
+        _mosaic([p.true_class for p in pairs], height, False),
+    )
+
+
+@dataclass
+class MethodScores:
+    """Collects a method's scenes; ``summary`` gives the per-class metrics and mean DICE."""
+
+    pairs: list[ScenePair] = field(default_factory=list)
+    dice: list[float] = field(default_factory=list)
+
+    def add(
+        self,
+        pred_instance: np.ndarray,
+        pred_class: np.ndarray,
+        true_instance: np.ndarray,
+        true_class: np.ndarray,
+    ) -> None:
+        self.pairs.append(
+            ScenePair(
+                pred_instance.astype(np.int32, copy=False),
+                pred_class.astype(np.uint8, copy=False),
+                true_instance.astype(np.int32, copy=False),
+                true_class.astype(np.uint8, copy=False),
+            )
+        )
+        # per scene at full resolution over the classes present in either mask, then averaged
+        self.dice.append(mean_dice(pred_class, true_class))
+
+    def summary(self) -> dict[str, Any]:
+        """{class name: scores..., "mean_dice": float} (scores_to_json's layout plus mean DICE)."""
+        if not self.pairs:
+            raise ValueError("no scene was scored")
+        out: dict[str, Any] = dict(scores_to_json(pooled_scores(self.pairs)))
+        out["mean_dice"] = float(np.mean(self.dice))
+        return out

@@ -1,0 +1,38 @@
+"""Scene inference: the training prompt format per patch, batched generation, decoding and stitching."""
+
+from magseg.inference.engine import CountingHFEngine, Engine, generate_counted, token_counts
+from magseg.inference.meta import (
+    META_NAME,
+    InferenceConfig,
+    read_model_meta,
+    resolve_config,
+    write_model_card_meta,
+)
+from magseg.inference.predict import (
+    Predictor,
+    ScenePrediction,
+    default_max_new_tokens,
+    patch_origins,
+    predict_scene,
+    scene_requests,
+    stitch_grids,
+)
+
+__all__ = [
+    "META_NAME",
+    "CountingHFEngine",
+    "Engine",
+    "InferenceConfig",
+    "Predictor",
+    "ScenePrediction",
+    "default_max_new_tokens",
+    "generate_counted",
+    "patch_origins",
+    "predict_scene",
+    "read_model_meta",
+    "resolve_config",
+    "scene_requests",
+    "stitch_grids",
+    "token_counts",
+    "write_model_card_meta",
+]

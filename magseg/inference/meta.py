@@ -1,0 +1,130 @@
+"""How a model was trained (patch, grid, context size, crop): written beside the model, read at inference."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from magseg import __version__
+from magseg.atomic import atomic_path
+from magseg.errors import InputError
+from magseg.samples import SampleConfig
+
+#: The model card file written next to the weights (or the adapter).
+META_NAME = "magseg.json"
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    """What the prompts of a model must look like: the sample format it was trained on."""
+
+    patch: int = 64  # p: patch side in pixels
+    grid: int = 8  # g: the RRLE grid side
+    context_size: int = 256  # the scene image is resized to this side (as in the samples)
+    crop_size: int | None = None  # the patch crop is resized to this side (None: its own p pixels)
+    with_crop: bool = True  # the patch crop is given as a second image
+    jpeg_quality: int = 90  # images pass through JPEG as the samples' images did
+
+    def check(self) -> None:
+        if self.patch < 1 or self.grid < 1 or self.grid > self.patch:
+            raise InputError(f"need 1 <= grid ({self.grid}) <= patch ({self.patch}); fix --patch/--grid")
+        if self.context_size < 1 or (self.crop_size is not None and self.crop_size < 1):
+            raise InputError("context and crop sizes must be positive pixel counts")
+
+    @classmethod
+    def from_sample_config(cls, config: SampleConfig) -> InferenceConfig:
+        return cls(
+            patch=config.patch,
+            grid=config.grid,
+            context_size=config.context_size,
+            crop_size=config.crop_size,
+            with_crop=config.with_crop,
+            jpeg_quality=config.jpeg_quality,
+        )
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> InferenceConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def write_model_card_meta(
+    model_dir: str | os.PathLike[str], config: SampleConfig, extra: dict[str, Any] | None = None
+) -> Path:
+    """Write ``model_dir``/magseg.json: the sample format the model was trained on (plus ``extra``)."""
+    folder = Path(model_dir)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no such model folder; save the model before writing its card")
+    meta = {"magseg_version": __version__, "samples": asdict(config), **(extra or {})}
+    path = folder / META_NAME
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    return path
+
+
+def _from_card(folder: Path) -> dict[str, Any] | None:
+    card = folder / META_NAME
+    if not card.is_file():
+        return None
+    try:
+        meta = json.loads(card.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{card}: not valid JSON ({exc}); rewrite it with write_model_card_meta") from exc
+    samples = meta.get("samples") if isinstance(meta, dict) else None
+    if not isinstance(samples, dict):
+        raise InputError(f"{card}: has no 'samples' mapping; rewrite it with write_model_card_meta")
+    return samples
+
+
+def _from_training(folder: Path) -> dict[str, Any] | None:
+    """The sample config of the data a finished run trained on (train_config.yaml -> samples.json)."""
+    cfg = folder / "train_config.yaml"
+    if not cfg.is_file():
+        return None
+    data = (yaml.safe_load(cfg.read_text()) or {}).get("data")
+    samples = Path(str(data)) / "samples.json" if data else None
+    if samples is None or not samples.is_file():
+        return None
+    config = json.loads(samples.read_text()).get("config")
+    return config if isinstance(config, dict) else None
+
+
+def read_model_meta(model_dir: str | os.PathLike[str]) -> InferenceConfig | None:
+    """The sample format recorded with a model, or None when the folder records none.
+
+    Looks for magseg.json in the folder, then in the base model of an adapter folder; failing that, for
+    a finished training run's train_config.yaml pointing at a samples folder (its samples.json). A
+    checkpoint-N folder also looks in its run folder (the parent).
+    """
+    folder = Path(model_dir)
+    candidates = [folder]
+    adapter_cfg = folder / "adapter_config.json"
+    if adapter_cfg.is_file():
+        base = json.loads(adapter_cfg.read_text()).get("base_model_name_or_path")
+        if base:
+            candidates.append(Path(base))
+    if folder.name.startswith("checkpoint-"):
+        candidates.append(folder.parent)
+    for reader in (_from_card, _from_training):
+        for cand in candidates:
+            values = reader(cand)
+            if values is not None:
+                return InferenceConfig.from_dict(values)
+    return None
+
+
+def resolve_config(model_dir: str | os.PathLike[str], **overrides: Any) -> tuple[InferenceConfig, str]:
+    """The model's recorded config with ``overrides`` (None values ignored) applied; and where it came from."""
+    recorded = read_model_meta(model_dir)
+    base = recorded if recorded is not None else InferenceConfig()
+    given = {k: v for k, v in overrides.items() if v is not None}
+    config = dataclasses.replace(base, **given)
+    config.check()
+    source = "model folder" if recorded is not None else "defaults"
+    return config, source + (" + flags" if given else "")

@@ -1,0 +1,191 @@
+"""Patch inference on one scene: prompts in the training sample format -> engine -> decode -> stitch."""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from magseg.classes import CLASSES
+from magseg.codec import DecodeReport, decode, encode, grid_to_mask
+from magseg.errors import InputError
+from magseg.inference.engine import CountingHFEngine, Engine, generate_counted
+from magseg.inference.meta import InferenceConfig, resolve_config
+from magseg.model.generate import Request
+from magseg.patches import PatchLayout, stitch
+from magseg.prompts import PatchSpec, user_turn
+
+# The very encoder the samples were built with, so inference images are the same JPEG bytes.
+from magseg.samples.build import encode_jpeg
+
+
+@dataclass
+class ScenePrediction:
+    """The stitched class mask of a scene and what it took: decode reports, tokens and timings."""
+
+    semantic: np.ndarray  # (H, W) uint8 class ids
+    origins: list[tuple[int, int]]  # (x0, y0) of each patch, in request order
+    texts: list[str]
+    grids: list[np.ndarray]  # decoded g x g grids
+    reports: list[DecodeReport]
+    tokens: list[int]  # generated tokens per patch (engine output ids)
+    tokens_measured: bool  # False: counts were re-tokenised from text (an engine without ids)
+    config: InferenceConfig
+    timings: dict[str, float] = field(default_factory=dict)  # prepare_s, generate_s, decode_s, total_s
+
+    @property
+    def n_patches(self) -> int:
+        return len(self.origins)
+
+    @property
+    def valid_rate(self) -> float:
+        """Share of patches whose text was exact RRLE of the grid's shape."""
+        return sum(r.valid for r in self.reports) / max(len(self.reports), 1)
+
+    @property
+    def tokens_per_patch(self) -> float:
+        return float(np.mean(self.tokens)) if self.tokens else 0.0
+
+    @property
+    def patches_per_s(self) -> float:
+        """Patches over the whole prediction time (prompts, generation, decoding, stitching)."""
+        return self.n_patches / max(self.timings.get("total_s", 0.0), 1e-9)
+
+
+def patch_origins(height: int, width: int, patch: int) -> list[tuple[int, int]]:
+    """Disjoint p x p patches, row-major; the last row/column is moved inward to end at the scene edge.
+
+    Training crops never leave the scene (their top-left is drawn over valid positions only), so an
+    edge patch overlaps its neighbour rather than showing the model padding it never saw.
+    """
+    if height < patch or width < patch:
+        raise InputError(f"scene {height}x{width} is smaller than the patch {patch}; use a smaller --patch")
+    layout = PatchLayout(height, width, patch)
+    return [(min(x0, width - patch), min(y0, height - patch)) for x0, y0 in layout.origins()]
+
+
+def stitch_grids(
+    grids: list[np.ndarray], origins: list[tuple[int, int]], shape: tuple[int, int], patch: int
+) -> np.ndarray:
+    """Expand each g x g grid to its p x p patch and place it; in overlaps the later patch wins."""
+    height, width = shape
+    layout = PatchLayout(height, width, patch)
+    if origins == layout.origins():  # the scene is a whole number of patches
+        return stitch(grids, layout).astype(np.uint8)
+    canvas = np.zeros((height, width), dtype=np.uint8)
+    for grid, (x0, y0) in zip(grids, origins, strict=True):
+        canvas[y0 : y0 + patch, x0 : x0 + patch] = grid_to_mask(grid, patch)
+    return canvas
+
+
+def _as_pil(jpeg: dict[str, Any]) -> Image.Image:
+    img = Image.open(io.BytesIO(jpeg["bytes"]))
+    img.load()
+    return img
+
+
+def check_scene_image(image: np.ndarray) -> np.ndarray:
+    """The scene as a (3, H, W) uint8 array, or an InputError saying what is wrong with it."""
+    arr = np.asarray(image)
+    if arr.ndim != 3 or arr.shape[0] != 3 or arr.dtype != np.uint8:
+        raise InputError(
+            f"the scene must be a (3, H, W) uint8 RGB array, got {arr.shape} {arr.dtype}; read it as RGB"
+        )
+    return arr
+
+
+def scene_requests(image: np.ndarray, config: InferenceConfig) -> tuple[list[PatchSpec], list[Request]]:
+    """One request per patch, built exactly as magseg.samples builds a training sample's prompt."""
+    arr = check_scene_image(image)
+    height, width = arr.shape[1:]
+    hwc = np.ascontiguousarray(arr.transpose(1, 2, 0))
+    context = _as_pil(encode_jpeg(hwc, config.context_size, config.jpeg_quality))
+    specs: list[PatchSpec] = []
+    requests: list[Request] = []
+    for x0, y0 in patch_origins(height, width, config.patch):
+        spec = PatchSpec(x0, y0, config.patch, width, height, config.grid)
+        images = [context]
+        if config.with_crop:
+            crop = hwc[y0 : y0 + config.patch, x0 : x0 + config.patch]
+            images.append(_as_pil(encode_jpeg(crop, config.crop_size, config.jpeg_quality)))
+        specs.append(spec)
+        requests.append((images, [user_turn(spec, with_crop=config.with_crop)]))
+    return specs, requests
+
+
+def predict_scene(
+    image: np.ndarray, engine: Engine, config: InferenceConfig, processor: Any = None
+) -> ScenePrediction:
+    """Predict a scene's class mask: all its patches go to the engine together (one shared scene prefix).
+
+    ``processor`` is only used to estimate token counts for an engine that does not report them.
+    """
+    config.check()
+    t0 = time.perf_counter()
+    specs, requests = scene_requests(image, config)
+    t1 = time.perf_counter()
+    texts, tokens, measured = generate_counted(engine, requests, processor)
+    t2 = time.perf_counter()
+    decoded = [decode(text, (config.grid, config.grid)) for text in texts]
+    grids = [grid for grid, _ in decoded]
+    origins = [(s.x0, s.y0) for s in specs]
+    semantic = stitch_grids(grids, origins, (specs[0].scene_height, specs[0].scene_width), config.patch)
+    t3 = time.perf_counter()
+    return ScenePrediction(
+        semantic=semantic,
+        origins=origins,
+        texts=texts,
+        grids=grids,
+        reports=[report for _, report in decoded],
+        tokens=tokens,
+        tokens_measured=measured,
+        config=config,
+        timings={"prepare_s": t1 - t0, "generate_s": t2 - t1, "decode_s": t3 - t2, "total_s": t3 - t0},
+    )
+
+
+def default_max_new_tokens(processor: Any, grid: int) -> int:
+    """Room for the longest RRLE of a g x g grid (every cell its own run) in this tokenizer, plus slack."""
+    worst = np.add.outer(np.arange(grid), np.arange(grid)) % len(CLASSES)
+    tok = getattr(processor, "tokenizer", processor)
+    n = len(tok(encode(worst), add_special_tokens=False)["input_ids"])
+    return int(n * 1.25) + 8
+
+
+class Predictor:
+    """A model ready for scenes: engine + the sample format it was trained on."""
+
+    def __init__(
+        self, engine: Engine, config: InferenceConfig, processor: Any = None, name: str = ""
+    ) -> None:
+        self.engine = engine
+        self.config = config
+        self.processor = processor
+        self.name = name
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model_path: str | os.PathLike[str],
+        *,
+        max_new_tokens: int | None = None,
+        batch_size: int = 8,
+        device: str | None = None,
+        **overrides: Any,
+    ) -> Predictor:
+        """Load a local model (or LoRA folder); its magseg.json sets the format, ``overrides`` win."""
+        from magseg.model import load_model
+
+        config, _ = resolve_config(model_path, **overrides)
+        model, processor = load_model(model_path, device=device)
+        limit = max_new_tokens or default_max_new_tokens(processor, config.grid)
+        engine = CountingHFEngine(model, processor, max_new_tokens=limit, batch_size=batch_size)
+        return cls(engine, config, processor, name=str(model_path))
+
+    def predict(self, image: np.ndarray) -> ScenePrediction:
+        return predict_scene(image, self.engine, self.config, self.processor)

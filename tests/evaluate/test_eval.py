@@ -1,0 +1,145 @@
+"""Tests of `magseg eval`: the report's keys and ranges, the ablation, the baselines and bad input."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from magseg.classes import CLASS_NAMES
+from magseg.cli import SUBCOMMANDS, main
+from magseg.errors import InputError
+from magseg.evaluate import format_report, run_eval
+
+MAX_NEW = 6
+SCORE_KEYS = {"mean_iou", "median_iou", "fnr", "fpr", "n_truth", "n_pred", "precision", "recall", "f1"}
+
+
+@pytest.fixture(scope="module")
+def report(model_dir: Path, synth_folder: Path) -> dict[str, Any]:
+    return run_eval(synth_folder, model_dir, compare=model_dir, max_new_tokens=MAX_NEW, batch_size=16)
+
+
+def check_method(summary: dict[str, Any], n_truth: dict[str, int]) -> None:
+    """Per-class scores (as `magseg score --json`) and mean DICE, all in range."""
+    for name in CLASS_NAMES[1:]:
+        scores = summary[name]
+        assert set(scores) == SCORE_KEYS
+        assert scores["n_truth"] == n_truth[name]  # every method is scored on the same truth
+        for key in ("mean_iou", "median_iou", "fnr", "fpr", "precision", "recall", "f1"):
+            assert scores[key] is None or 0.0 <= scores[key] <= 1.0
+    assert 0.0 <= summary["mean_dice"] <= 1.0
+
+
+def test_report_has_every_key_in_range(report: dict[str, Any]) -> None:
+    n_truth = {name: report[name]["n_truth"] for name in CLASS_NAMES[1:]}
+    assert n_truth["field"] > 10  # synthetic scenes are full of fields
+    check_method(report, n_truth)
+    check_method(report["refinement_off"], n_truth)
+    assert 0.0 <= report["decode_valid_rate"] <= 1.0
+    assert 1.0 <= report["tokens_per_patch"] <= MAX_NEW and report["tokens_measured"]
+    assert report["patches_per_s"] > 0 and report["n_patches"] == 32 and report["n_scenes"] == 2
+    assert report["config"]["context_size"] == 64  # from the model's card
+    for name in ("field_everywhere", "pixel_classifier"):
+        check_method(report["baselines"][name], n_truth)
+        check_method(report["baselines"][name]["refinement_off"], n_truth)
+    json.dumps(report)  # plain JSON types only
+
+
+def test_compare_is_evaluated_identically(report: dict[str, Any]) -> None:
+    # the same checkpoint compared with itself: greedy decoding gives the same scores
+    other = report["compare"]
+    assert other["mean_dice"] == report["mean_dice"]
+    assert other["field"] == report["field"] and other["refinement_off"] == report["refinement_off"]
+    assert other["decode_valid_rate"] == report["decode_valid_rate"]
+
+
+def test_baselines_behave(report: dict[str, Any]) -> None:
+    fe = report["baselines"]["field_everywhere"]
+    # "field" everywhere finds every field before refinement (one huge instance covers them all)
+    assert fe["refinement_off"]["field"]["fnr"] == 0.0 and fe["refinement_off"]["field"]["n_pred"] == 2
+    # refinement cuts it along image boundaries into many instances
+    assert fe["field"]["n_pred"] > fe["refinement_off"]["field"]["n_pred"]
+    pc = report["baselines"]["pixel_classifier"]
+    assert pc["mean_dice"] > fe["mean_dice"]
+    assert "synthetic" in pc["fitted_on"] and "seed 1" in pc["fitted_on"]
+
+
+def test_text_report(report: dict[str, Any]) -> None:
+    text = format_report(report)
+    for needle in ("mean IoU", "FNR", "mean DICE", "tokens/patch", "patches/s", "refinement off",
+                   "field everywhere", "pixel classifier", "compare"):  # fmt: skip
+        assert needle in text
+    assert f"compare = {report['compare']['model']}" in text
+
+
+def run_cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str, str]:
+    """Run the real entry point (errors -> exit 2) in-process, with `eval` registered."""
+    monkeypatch.setitem(SUBCOMMANDS, "eval", ("eval", "Evaluate a model on labelled scenes."))
+    monkeypatch.setattr(sys, "argv", ["magseg", "eval", *args])
+    try:
+        main()
+        status = 0
+    except SystemExit as exc:
+        status = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_cli_json(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], model_dir: Path, synth_folder: Path
+) -> None:
+    args = ["--model", str(model_dir), "--data", str(synth_folder), "--max-scenes", "1"]
+    status, out, err = run_cli(monkeypatch, capsys, *args, "--json", "--max-new-tokens", "4", "--grid", "4")
+    assert status == 0, err
+    result = json.loads(out)  # exactly one JSON object on stdout, progress on stderr
+    assert result["n_scenes"] == 1 and result["config"]["grid"] == 4  # the flag overrides the card
+    assert {"mean_dice", "decode_valid_rate", "tokens_per_patch", "patches_per_s", "refinement_off",
+            "baselines"} <= set(result) and "compare" not in result  # fmt: skip
+    assert set(CLASS_NAMES[1:]) <= set(result)
+    assert "synth-5-000" in err
+
+
+@pytest.mark.parametrize("case", ["not_model", "no_data", "empty_data", "bundled_missing", "bad_compare"])
+def test_cli_bad_input_is_one_line_exit_2(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    model_dir: Path,
+    synth_folder: Path,
+    case: str,
+) -> None:
+    (tmp_path / "empty").mkdir()
+    args = {
+        "not_model": ["--model", str(synth_folder), "--data", str(synth_folder)],
+        "no_data": ["--model", str(model_dir), "--data", str(tmp_path / "missing")],
+        "empty_data": ["--model", str(model_dir), "--data", str(tmp_path / "empty")],
+        "bundled_missing": ["--data", str(synth_folder)],
+        "bad_compare": [
+            "--model",
+            str(model_dir),
+            "--compare",
+            str(tmp_path / "nope"),
+            "--data",
+            str(synth_folder),
+        ],
+    }[case]
+    if case == "bundled_missing":
+        monkeypatch.setattr("magseg.evaluate.run.BUNDLED_MODEL", tmp_path / "tiny-magseg")
+    status, out, err = run_cli(monkeypatch, capsys, *args)
+    assert status == 2 and out == ""
+    assert err.startswith("error: ") and err.count("\n") == 1
+    if case == "bundled_missing":
+        assert "train" in err and "--model" in err
+
+
+def test_run_eval_refuses_bad_numbers(model_dir: Path, synth_folder: Path) -> None:
+    with pytest.raises(InputError, match="max-scenes"):
+        run_eval(synth_folder, model_dir, max_scenes=0)
+    with pytest.raises(InputError, match="batch-size"):
+        run_eval(synth_folder, model_dir, batch_size=0)

@@ -1,0 +1,135 @@
+"""Tests of scene inference: the training prompt format, batching, decoding, stitching and token counts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from io import BytesIO
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from magseg.codec import encode, mask_to_grid
+from magseg.errors import InputError
+from magseg.inference import (
+    CountingHFEngine,
+    InferenceConfig,
+    Predictor,
+    patch_origins,
+    predict_scene,
+    scene_requests,
+    stitch_grids,
+    token_counts,
+)
+from magseg.model.generate import HFEngine, Request
+from magseg.samples import SampleConfig, scene_samples
+from magseg.sources import list_scenes
+
+MAX_NEW = 6  # a random model never stops on its own: keep generation short
+
+
+class FixedRng:
+    """Stands in for numpy's generator in scene_samples: hands out chosen top-left corners."""
+
+    def __init__(self, values: Sequence[int]) -> None:
+        self.values = list(values)
+
+    def integers(self, low: int, high: int) -> int:
+        value = self.values.pop(0)
+        assert low <= value < high
+        return value
+
+
+class OracleEngine:
+    """An engine that answers each request with the given RRLE texts, in order (no token ids)."""
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+        self.seen = 0
+
+    def generate(self, batch: Sequence[Request]) -> list[str]:
+        self.seen += len(batch)
+        return self.texts[: len(batch)]
+
+
+def test_patch_origins_tile_and_stay_inside() -> None:
+    assert patch_origins(256, 256, 64) == [(x, y) for y in range(0, 256, 64) for x in range(0, 256, 64)]
+    origins = patch_origins(150, 200, 64)
+    assert len(origins) == 3 * 4
+    assert all(0 <= x <= 200 - 64 and 0 <= y <= 150 - 64 for x, y in origins)
+    covered = np.zeros((150, 200), bool)
+    for x, y in origins:
+        covered[y : y + 64, x : x + 64] = True
+    assert covered.all()
+    with pytest.raises(InputError, match="smaller than the patch"):
+        patch_origins(32, 200, 64)
+
+
+def test_stitch_grids_places_every_patch_later_wins() -> None:
+    origins = patch_origins(100, 100, 64)  # (0,0), (36,0), (0,36), (36,36)
+    grids = [np.full((8, 8), k + 1) for k in range(4)]
+    sem = stitch_grids(grids, origins, (100, 100), 64)
+    assert sem.shape == (100, 100) and sem.dtype == np.uint8
+    assert sem[0, 0] == 1 and sem[0, 99] == 2 and sem[99, 0] == 3 and sem[50, 50] == 4
+    assert sem[0, 40] == 2  # overlap of patches 1 and 2: the later one
+    exact = stitch_grids(grids, patch_origins(128, 128, 64), (128, 128), 64)
+    assert exact[127, 127] == 4 and exact[0, 127] == 2
+
+
+def test_requests_are_the_training_samples(synth_folder: Path) -> None:
+    scene = list_scenes(synth_folder)[0].load()
+    config = SampleConfig(patch=64, grid=8, per_scene=1, context_size=64, crop_size=32)
+    sample = scene_samples(scene, config, FixedRng([64, 128]))[0]  # type: ignore[arg-type]
+    specs, requests = scene_requests(scene.image, InferenceConfig.from_sample_config(config))
+    k = next(i for i, s in enumerate(specs) if (s.x0, s.y0) == (64, 128))
+    images, prompt = requests[k]
+    assert prompt == sample.prompt
+    assert len(images) == len(sample.images) == 2
+    for got, stored in zip(images, sample.images, strict=True):
+        want = np.asarray(Image.open(BytesIO(stored["bytes"])))
+        np.testing.assert_array_equal(np.asarray(got), want)  # the same JPEG pixels as in training
+    _, no_crop = scene_requests(scene.image, InferenceConfig(with_crop=False))
+    assert len(no_crop[0][0]) == 1 and len(no_crop) == 16
+
+
+def test_oracle_text_decodes_and_stitches_to_the_truth_grid(synth_folder: Path) -> None:
+    scene = list_scenes(synth_folder)[0].load()
+    config = InferenceConfig(patch=64, grid=8, context_size=32)
+    sem = scene.labels.semantic
+    texts = [encode(mask_to_grid(sem[y : y + 64, x : x + 64], 8)) for x, y in patch_origins(256, 256, 64)]
+    engine = OracleEngine(texts)
+    pred = predict_scene(scene.image, engine, config)
+    assert engine.seen == 16  # all of the scene's patches in one call
+    assert pred.valid_rate == 1.0 and pred.n_patches == 16
+    assert pred.tokens == [0] * 16 and not pred.tokens_measured  # no processor to count with
+    # each 8 px cell holds its patch's majority class: most pixels agree with the truth
+    assert pred.semantic.shape == sem.shape
+    assert (pred.semantic == sem).mean() > 0.8
+    broken = predict_scene(scene.image, OracleEngine(["field *8"] * 16), config)
+    assert broken.valid_rate == 0.0 and (broken.semantic == 1).all()
+
+
+def test_token_counts_stop_at_the_first_stop_id() -> None:
+    ids = torch.tensor([[5, 6, 1, 0, 0], [5, 5, 5, 5, 5], [2, 1, 1, 0, 0]])
+    assert token_counts(ids, [1, 2]) == [3, 5, 1]
+    assert token_counts(ids[:, :0], [1]) == [0, 0, 0]
+
+
+def test_predict_scene_with_a_tiny_model(model_dir: Path, synth_folder: Path) -> None:
+    scene = list_scenes(synth_folder)[1].load()
+    predictor = Predictor.from_pretrained(model_dir, max_new_tokens=MAX_NEW, batch_size=16)
+    assert predictor.config.context_size == 64  # read from the model's card
+    pred = predictor.predict(scene.image)
+    assert pred.semantic.shape == scene.shape and pred.semantic.max() < 6
+    assert pred.n_patches == 16 == len(pred.reports) == len(pred.texts) == len(pred.tokens)
+    assert pred.tokens_measured and all(1 <= n <= MAX_NEW for n in pred.tokens)
+    assert set(pred.timings) == {"prepare_s", "generate_s", "decode_s", "total_s"}
+    assert pred.patches_per_s > 0
+    # counting does not change the text: the plain engine writes the same completions
+    _, requests = scene_requests(scene.image, predictor.config)
+    engine = predictor.engine
+    assert isinstance(engine, CountingHFEngine)
+    plain = HFEngine(engine.model, engine.processor, max_new_tokens=MAX_NEW, batch_size=16)
+    assert plain.generate(requests) == pred.texts
