@@ -68,3 +68,21 @@ def naip_folder() -> Path:
     if not NAIP.is_dir():
         pytest.skip(f"real NAIP data not found (set MAGSEG_NAIP_DIR; looked in {NAIP_CANDIDATES[1]})")
     return NAIP
+
+
+def run_magseg(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str
+) -> tuple[int, str, str]:
+    """Run the real `magseg` entry point in-process (errors -> exit 2); return (status, stdout, stderr)."""
+    import sys
+
+    from magseg.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["magseg", *argv])
+    try:
+        main()
+        status = 0
+    except SystemExit as exc:
+        status = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from magseg.classes import CLASS_NAMES
-from magseg.cli import SUBCOMMANDS, main
+from magseg.cli import SUBCOMMANDS
 from magseg.errors import InputError
 from magseg.evaluate import format_report, run_eval
+from tests.conftest import run_magseg
 
 MAX_NEW = 6
 SCORE_KEYS = {"mean_iou", "median_iou", "fnr", "fpr", "n_truth", "n_pred", "precision", "recall", "f1"}
@@ -79,16 +79,8 @@ def test_text_report(report: dict[str, Any]) -> None:
 def run_cli(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
 ) -> tuple[int, str, str]:
-    """Run the real entry point (errors -> exit 2) in-process, with `eval` registered."""
     monkeypatch.setitem(SUBCOMMANDS, "eval", ("eval", "Evaluate a model on labelled scenes."))
-    monkeypatch.setattr(sys, "argv", ["magseg", "eval", *args])
-    try:
-        main()
-        status = 0
-    except SystemExit as exc:
-        status = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
+    return run_magseg(monkeypatch, capsys, "eval", *args)
 
 
 def test_cli_json(

@@ -14,8 +14,8 @@ from affine import Affine
 from rasterio.crs import CRS
 from shapely.geometry import box
 
-from magseg.cli import main
 from magseg.labels import LabelRaster, write_label_raster
+from tests.conftest import run_magseg
 from tests.metrics.rasters import draw
 
 TRANSFORM = Affine(0.5, 0.0, 710_000.0, 0.0, -0.5, 3_290_000.0)
@@ -37,15 +37,7 @@ def rasters(tmp_path: Path) -> tuple[Path, Path]:
 def run(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
 ) -> tuple[int, str, str]:
-    """Run the real entry point (which turns errors into exit 2) in-process; return (status, out, err)."""
-    monkeypatch.setattr(sys, "argv", ["magseg", "score", *args])
-    try:
-        main()
-        status = 0
-    except SystemExit as exc:
-        status = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
+    return run_magseg(monkeypatch, capsys, "score", *args)
 
 
 def test_json_on_rasters(

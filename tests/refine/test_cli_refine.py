@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
 
-from magseg.cli import main
 from magseg.labels import LabelRaster, read_label_raster, write_label_raster
-from tests.conftest import make_two_field_scene, write_rgb
+from tests.conftest import make_two_field_scene, run_magseg, write_rgb
 
 
 def run(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
 ) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["magseg", "refine", *args])
-    try:
-        main()
-        status = 0
-    except SystemExit as exc:
-        status = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
+    return run_magseg(monkeypatch, capsys, "refine", *args)
 
 
 @pytest.fixture

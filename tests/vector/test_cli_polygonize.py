@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import geopandas as gpd
@@ -11,22 +10,14 @@ import pytest
 import rasterio
 from affine import Affine
 
-from magseg.cli import main
 from magseg.labels import LabelRaster, write_label_raster
+from tests.conftest import run_magseg
 
 
 def run(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
 ) -> tuple[int, str, str]:
-    """Run the real entry point in-process; return (status, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["magseg", "polygonize", *args])
-    try:
-        main()
-        status = 0
-    except SystemExit as exc:
-        status = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
+    return run_magseg(monkeypatch, capsys, "polygonize", *args)
 
 
 @pytest.fixture
