@@ -322,6 +322,7 @@ def _save_model(model: Any, config: BoundaryConfig, out: Path) -> None:
         }
         (tmp / "preprocessor_config.json").write_text(json.dumps(proc, indent=2) + "\n")
         for f in tmp.iterdir():
+            f.chmod(0o644)  # some writers create private files; this is an ordinary output folder
             os.replace(f, out / f.name)
 
 
