@@ -50,7 +50,10 @@ def bundle(work: Path, dest: Path, steps: dict[str, int]) -> None:
                                       context_size=SAMPLES.context_size, batch_size=16)  # fmt: skip
     table = comparison_table(report)
     print(table, flush=True)
-    chosen = _final(grpo) if has_grpo else sft
+    # GRPO is kept only if it does not lower held-out mean DICE (the training reward can rise just by
+    # sharpening sampling; held-out greedy DICE is what counts)
+    grpo_helps = has_grpo and report["mean_dice"] >= report["compare"]["mean_dice"]
+    chosen = _final(grpo) if grpo_helps else sft
     with atomic_dir(dest) as tmp:
         for name in WEIGHTS + PROCESSOR:
             if (chosen / name).exists():

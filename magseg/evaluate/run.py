@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 import magseg
+from magseg.codec import mask_to_grid
 from magseg.errors import InputError
 from magseg.evaluate.baselines import (
     PixelClassifier,
@@ -23,6 +24,7 @@ from magseg.evaluate.baselines import (
 )
 from magseg.evaluate.scoring import MethodScores
 from magseg.inference import Predictor
+from magseg.metrics import mean_dice
 from magseg.model import resolve_model_path
 from magseg.refine import BoundaryModel, load_boundary_model, refine
 from magseg.sources import LabelledScene, SceneRef, list_scenes
@@ -46,10 +48,21 @@ class _ModelRun:
         self.patches = self.valid = self.tokens = 0
         self.seconds = 0.0
         self.tokens_measured = True
+        self.patch_dice: list[float] = []
+
+    def add_patch_dice(
+        self, grids: Sequence[np.ndarray], origins: Sequence[tuple[int, int]], truth: np.ndarray
+    ) -> None:
+        """The GRPO reward on held-out greedy output: each decoded grid vs the truth at the same grid."""
+        p = self.predictor.config.patch
+        for grid, (x0, y0) in zip(grids, origins, strict=True):
+            target = mask_to_grid(truth[y0 : y0 + p, x0 : x0 + p], grid.shape)
+            self.patch_dice.append(mean_dice(grid, target))
 
     def summary(self) -> dict[str, Any]:
         out = self.refined.summary()
         out["decode_valid_rate"] = self.valid / max(self.patches, 1)
+        out["patch_dice"] = float(np.mean(self.patch_dice)) if self.patch_dice else None
         out["tokens_per_patch"] = self.tokens / max(self.patches, 1)
         out["patches_per_s"] = self.patches / max(self.seconds, 1e-9)
         out["refinement_off"] = self.raw.summary()
@@ -110,6 +123,7 @@ def evaluate_scenes(
             run.tokens += sum(pred.tokens)
             run.seconds += pred.timings["total_s"]
             run.tokens_measured &= pred.tokens_measured
+            run.add_patch_dice(pred.grids, pred.origins, scene.labels.semantic)
             cfg = run.predictor.config
             t0 = time.perf_counter()
             _score_pair((run.refined, run.raw), pred.semantic, scene, prob, gsd, cfg.patch // cfg.grid)
