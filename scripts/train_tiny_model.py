@@ -82,6 +82,9 @@ Recipe (one command; each stage resumes): `OMP_NUM_THREADS=1 .venv/bin/python sc
 - SFT: full fine-tuning (`preset: tiny`), lr 2e-3 cosine, batch 8, {sft_steps} steps, CPU;
 - GRPO: {grpo_steps} steps from the SFT model, reward mean DICE, 4 prompts x 4 rollouts, beta 0.04, lr 1e-4.
 
+Bundled weights: **{stage}** (GRPO is kept only when it does not lower held-out mean DICE; in the table
+"model" is the GRPO checkpoint and "compare" the SFT one when GRPO ran).
+
 Held-out evaluation (`magseg synth` seed 99, 4 scenes of 512 px, greedy decoding, refinement with the
 image fallback; `eval.json` holds every figure):
 
