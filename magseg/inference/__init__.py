@@ -1,6 +1,6 @@
 """Scene inference: the training prompt format per patch, batched generation, decoding and stitching."""
 
-from magseg.inference.engine import CountingHFEngine, Engine, generate_counted, token_counts
+from magseg.inference.engine import CountingHFEngine, Engine, generate_counted
 from magseg.inference.meta import (
     META_NAME,
     InferenceConfig,
@@ -17,6 +17,7 @@ from magseg.inference.predict import (
     scene_requests,
     stitch_grids,
 )
+from magseg.model.generate import token_counts
 
 __all__ = [
     "META_NAME",

@@ -58,7 +58,8 @@ class HFEngine:
         self.pad_token_id = tok.pad_token_id
 
     @torch.inference_mode()
-    def _generate_batch(self, batch: Sequence[Request]) -> list[str]:
+    def _generate_ids(self, batch: Sequence[Request]) -> torch.Tensor:
+        """The generated ids (B, T) of one batch, prompt stripped."""
         inputs = render_prompts(self.processor, batch).to(self.model.device)
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
@@ -72,12 +73,31 @@ class HFEngine:
             pad_token_id=self.pad_token_id,
             **sampling,
         )
-        new_tokens = out[:, inputs["input_ids"].shape[1] :]
-        return list(self.processor.batch_decode(new_tokens, skip_special_tokens=True))
+        return out[:, inputs["input_ids"].shape[1] :]
+
+    def generate_counted(self, batch: Sequence[Request]) -> list[tuple[str, int]]:
+        """(completion text, generated token count) for each request, in order.
+
+        A count runs up to and including the stop token (the model paid for it); the padding generate
+        appends after a sequence stopped is not counted; a completion cut at max_new_tokens counts that.
+        """
+        results: list[tuple[str, int]] = []
+        for start in range(0, len(batch), self.batch_size):
+            new = self._generate_ids(batch[start : start + self.batch_size])
+            texts = self.processor.batch_decode(new, skip_special_tokens=True)
+            results.extend(zip(texts, token_counts(new, self.eos_token_id), strict=True))
+        return results
 
     def generate(self, batch: Sequence[Request]) -> list[str]:
         """Completion text (special tokens dropped) for each request, in order."""
-        texts: list[str] = []
-        for start in range(0, len(batch), self.batch_size):
-            texts.extend(self._generate_batch(batch[start : start + self.batch_size]))
-        return texts
+        return [text for text, _ in self.generate_counted(batch)]
+
+
+def token_counts(new_tokens: torch.Tensor, stop_ids: Sequence[int]) -> list[int]:
+    """Per row of generated ids (B, T): the tokens up to and including the first stop id (T if none)."""
+    if new_tokens.shape[1] == 0:
+        return [0] * int(new_tokens.shape[0])
+    is_stop = torch.isin(new_tokens, torch.tensor(list(stop_ids), device=new_tokens.device))
+    first = is_stop.int().argmax(dim=1) + 1  # argmax returns the first of equal maxima
+    first[~is_stop.any(dim=1)] = int(new_tokens.shape[1])
+    return [int(n) for n in first.tolist()]
