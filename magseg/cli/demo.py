@@ -16,6 +16,8 @@ from magseg.demo import DemoConfig, run_demo
 @click.option("--seed", default=7, show_default=True)
 @click.option("--patch", default=64, show_default=True, help="Patch side p in pixels.")
 @click.option("--grid", default=8, show_default=True, help="RRLE grid side g.")
-def command(out: Path, scenes: int, size: int, seed: int, patch: int, grid: int) -> None:
-    """Synthesise scenes, write each patch as RRLE, stitch, refine, polygonize to fiboa, score vs the truth."""
-    run_demo(out, DemoConfig(scenes=scenes, size=size, seed=seed, patch=patch, grid=grid), log=click.echo)
+@click.option("--model/--no-model", default=True, show_default=True, help="Also run the bundled tiny model.")
+def command(out: Path, scenes: int, size: int, seed: int, patch: int, grid: int, model: bool) -> None:
+    """Synthesise scenes, write each patch as RRLE (bundled model and oracle), stitch, refine, polygonize, score."""
+    config = DemoConfig(scenes=scenes, size=size, seed=seed, patch=patch, grid=grid, model=model)
+    run_demo(out, config, log=click.echo)
