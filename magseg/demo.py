@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 
 from magseg.codec import decode, encode, mask_to_grid
+from magseg.evaluate.scoring import ScenePair, pooled_scores
 from magseg.labels import LabelRaster, write_label_raster
-from magseg.metrics import format_table, mean_dice, score_instances, scores_to_json
+from magseg.metrics import format_table, mean_dice, scores_to_json
 from magseg.patches import PatchLayout, crop_patch, stitch
 from magseg.refine import refine
 from magseg.sources import list_scenes
@@ -54,8 +55,8 @@ def run_demo(out: str | os.PathLike[str], config: DemoConfig, log: Callable[[str
     log(f"1/4 synthesising {config.scenes} scenes of {config.size} px at {config.gsd} m ...")
     data = write_dataset(out / "synth", config.scenes, config.size, config.gsd, config.seed, overwrite=True)
     layers, summary_scenes = [], []
-    coarse_all: dict[str, list] = {"pred_i": [], "pred_c": [], "true_i": [], "true_c": []}
-    refined_all: dict[str, list] = {"pred_i": [], "pred_c": []}
+    coarse_pairs: list[ScenePair] = []
+    refined_pairs: list[ScenePair] = []
     for ref in list_scenes(data):
         scene = ref.load()
         truth = scene.labels
@@ -67,7 +68,7 @@ def run_demo(out: str | os.PathLike[str], config: DemoConfig, log: Callable[[str
         decoded = [decode(t, (config.grid, config.grid)) for t in texts]
         valid = sum(r.valid for _, r in decoded) / len(decoded)
         stitched = stitch([g for g, _ in decoded], layout)
-        log(f"3/4 {ref.scene_id}: refine (gradient boundary fallback + watershed) and polygonize")
+        log(f"3/4 {ref.scene_id}: refine (image boundary fallback + watershed) and polygonize")
         coarse = refine(stitched)  # no image: connected components of the blocky mask
         refined = refine(stitched, scene.image, gsd=config.gsd, snap_px=config.patch // config.grid)
         labels = LabelRaster(refined.instance, refined.semantic, truth.transform, truth.crs)
@@ -75,11 +76,8 @@ def run_demo(out: str | os.PathLike[str], config: DemoConfig, log: Callable[[str
         layer = polygonize(labels, min_area=10.0)
         layer["scene"] = ref.scene_id
         layers.append(layer.to_crs(4326))
-        for key, arr in (("pred_i", coarse.instance), ("pred_c", coarse.semantic), ("true_i", truth.instance),
-                         ("true_c", truth.semantic)):  # fmt: skip
-            coarse_all[key].append(arr)
-        refined_all["pred_i"].append(refined.instance)
-        refined_all["pred_c"].append(refined.semantic)
+        coarse_pairs.append(ScenePair(coarse.instance, coarse.semantic, truth.instance, truth.semantic))
+        refined_pairs.append(ScenePair(refined.instance, refined.semantic, truth.instance, truth.semantic))
         summary_scenes.append({
             "scene": ref.scene_id, "patches": len(layout), "rrle_valid": valid,
             "mean_chars_per_patch": float(np.mean([len(t) for t in texts])),
@@ -99,16 +97,7 @@ def run_demo(out: str | os.PathLike[str], config: DemoConfig, log: Callable[[str
     fields["id"] = fields["scene"] + "/" + fields["id"]
     write_layer(gpd.GeoDataFrame(fields, crs=4326), out / "fields.parquet", collection="magseg-demo")
 
-    def _score(pred_i: list, pred_c: list) -> dict:
-        # scenes side by side score as one mosaic: instance ids are offset per scene to stay unique
-        offs = np.cumsum([0] + [int(a.max()) + 1 for a in pred_i[:-1]])
-        toffs = np.cumsum([0] + [int(a.max()) + 1 for a in coarse_all["true_i"][:-1]])
-        pi = np.hstack([np.where(a > 0, a + o, 0) for a, o in zip(pred_i, offs, strict=True)])
-        ti = np.hstack([np.where(a > 0, a + o, 0) for a, o in zip(coarse_all["true_i"], toffs, strict=True)])
-        return score_instances(pi, np.hstack(pred_c), ti, np.hstack(coarse_all["true_c"]))
-
-    coarse_scores = _score(coarse_all["pred_i"], coarse_all["pred_c"])
-    refined_scores = _score(refined_all["pred_i"], refined_all["pred_c"])
+    coarse_scores, refined_scores = pooled_scores(coarse_pairs), pooled_scores(refined_pairs)
     summary = {
         "config": config.__dict__,
         "scenes": summary_scenes,
