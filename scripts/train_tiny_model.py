@@ -39,6 +39,16 @@ def _final(run: Path) -> Path:
     )
 
 
+def bundled_report(report: dict[str, Any], grpo_helps: bool) -> dict[str, Any]:
+    """The eval report with the bundled weights' figures at the top (readers such as `magseg plan` use them);
+    the other checkpoint moves under "compare"."""
+    if grpo_helps or "compare" not in report:
+        return report
+    grpo = {k: v for k, v in report.items() if k != "compare"}
+    shared = {k: report[k] for k in ("baselines", "n_scenes", "refine_s", "data", "boundary") if k in report}
+    return {**report["compare"], **shared, "compare": {k: v for k, v in grpo.items() if k not in shared}}
+
+
 def bundle(work: Path, dest: Path, steps: dict[str, int]) -> None:
     """Evaluate on held-out scenes, then copy the best model + processor + card into ``dest``."""
     heldout = work / "heldout"
@@ -63,7 +73,7 @@ def bundle(work: Path, dest: Path, steps: dict[str, int]) -> None:
         write_model_card_meta(
             tmp, SAMPLES, extra={"train_seed": TRAIN_SEED, "heldout_seed": HELDOUT_SEED, **steps}
         )
-        (tmp / "eval.json").write_text(json.dumps(report, indent=2, default=str))
+        (tmp / "eval.json").write_text(json.dumps(bundled_report(report, grpo_helps), indent=2, default=str))
         (tmp / "README.md").write_text(MODEL_CARD.format(table=table, **steps))
     print(f"bundled {chosen} -> {dest}", flush=True)
 

@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "refine": ("refine", "Refine a semantic mask into field instances (EPOC + watershed)."),
     "train": ("train", "Train SFT / GRPO / the boundary model (Ray Train, or --local)."),
     "eval": ("eval", "Evaluate a model on labelled scenes: the seed's tables, ablations and baselines."),
+    "plan": ("plan", "Plan a region: tiles, patches, tokens and GPU-hours for a bounding box."),
     "demo": ("demo", "Show what exists end to end on a synthetic scene."),
 }
 
