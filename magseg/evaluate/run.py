@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-import magseg
+from magseg.bundled import BUNDLED_MODEL
 from magseg.codec import mask_to_grid
 from magseg.errors import InputError
 from magseg.evaluate.baselines import (
@@ -28,9 +28,6 @@ from magseg.metrics import mean_dice
 from magseg.model import resolve_model_path
 from magseg.refine import BoundaryModel, load_boundary_model, refine
 from magseg.sources import LabelledScene, SceneRef, list_scenes
-
-#: Where the lead bundles the trained tiny model.
-BUNDLED_MODEL = Path(magseg.__file__).parent / "assets" / "tiny-magseg"
 
 #: The bundled tiny model's training seed (scripts/train_tiny_model.py); baseline fitting uses it too.
 DEFAULT_TRAIN_SEED = 1

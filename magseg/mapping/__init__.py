@@ -1,4 +1,4 @@
-"""Map a region: plan the tiles of a bbox (and, later, run and mosaic them)."""
+"""Map a region: plan the tiles of a bbox, read each tile from STAC scenes (and, later, run and mosaic them)."""
 
 from magseg.mapping.plan import (
     BUNDLED_MODEL,
@@ -10,14 +10,17 @@ from magseg.mapping.plan import (
     read_model_rates,
     utm_epsg,
 )
+from magseg.mapping.read import TileImage, read_tile
 
 __all__ = [
     "BUNDLED_MODEL",
     "ModelRates",
     "RegionPlan",
     "Tile",
+    "TileImage",
     "check_bbox",
     "plan_region",
     "read_model_rates",
+    "read_tile",
     "utm_epsg",
 ]

@@ -16,10 +16,8 @@ import shapely
 from pyproj import Geod, Transformer
 from shapely.geometry import Polygon
 
+from magseg.bundled import BUNDLED_MODEL
 from magseg.errors import InputError
-
-#: The bundled model: its eval.json holds the measured tokens per patch and patches/s (2 CPU cores).
-BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "assets" / "tiny-magseg"
 
 #: UTM is defined from 80 S to 84 N; beyond, a polar projection is needed (not supported here).
 UTM_LAT_RANGE = (-80.0, 84.0)
