@@ -1,5 +1,14 @@
-"""Map a region: plan the tiles of a bbox, read each tile from STAC scenes (and, later, run and mosaic them)."""
+"""Map a region: plan the tiles of a bbox, read each tile from STAC scenes, write the
+partitioned field layer (the Ray Data run that joins them comes next)."""
 
+from magseg.mapping.layer import (
+    PARTITION_ZOOM,
+    export_layer,
+    partition_files,
+    partition_key,
+    read_partitioned,
+    write_partitioned,
+)
 from magseg.mapping.plan import (
     BUNDLED_MODEL,
     ModelRates,
@@ -13,6 +22,12 @@ from magseg.mapping.plan import (
 from magseg.mapping.read import TileImage, read_tile
 
 __all__ = [
+    "PARTITION_ZOOM",
+    "export_layer",
+    "partition_files",
+    "partition_key",
+    "read_partitioned",
+    "write_partitioned",
     "BUNDLED_MODEL",
     "ModelRates",
     "RegionPlan",
