@@ -1,5 +1,4 @@
-"""Map a region: plan the tiles of a bbox, read each tile from STAC scenes, write the
-partitioned field layer (the Ray Data run that joins them comes next)."""
+"""Map a region: plan a bbox's tiles, read them from STAC scenes, write the partitioned field layer."""
 
 from magseg.mapping.layer import (
     PARTITION_ZOOM,
