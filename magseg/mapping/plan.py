@@ -18,6 +18,7 @@ from shapely.geometry import Polygon
 
 from magseg.bundled import BUNDLED_MODEL
 from magseg.errors import InputError
+from magseg.stac.query import parse_bbox
 
 #: UTM is defined from 80 S to 84 N; beyond, a polar projection is needed (not supported here).
 UTM_LAT_RANGE = (-80.0, 84.0)
@@ -34,23 +35,11 @@ Bounds = tuple[float, float, float, float]
 
 def check_bbox(bbox: Sequence[float]) -> Bbox:
     """A (west, south, east, north) WGS 84 bbox checked for planning; InputError (one line) otherwise."""
-    try:
-        w, s, e, n = (float(v) for v in bbox)
-    except (TypeError, ValueError):
-        raise InputError(
-            f"bbox {bbox!r} is not four numbers: give west south east north in degrees"
-        ) from None
-    if not all(math.isfinite(v) for v in (w, s, e, n)):
-        raise InputError(f"bbox {bbox!r} holds NaN or infinity: give finite west south east north degrees")
-    if not (-180 <= w <= 180 and -180 <= e <= 180 and -90 <= s <= 90 and -90 <= n <= 90):
-        raise InputError(f"bbox {bbox!r} is outside WGS 84 (lon -180..180, lat -90..90): give degrees")
-    if w > e:
-        raise InputError(
-            f"bbox {bbox!r} has west > east: if it crosses the antimeridian split it in two at 180 degrees, "
-            "else swap west and east"
-        )
-    if s > n:
-        raise InputError(f"bbox {bbox!r} has south > north: swap south and north")
+    # the checks every bbox gets (four finite numbers, in range, not inverted) live with the STAC search
+    checked = parse_bbox(bbox)
+    if checked is None:
+        raise InputError("a bbox is required: give west south east north in degrees")
+    w, s, e, n = checked
     if w == e or s == n:
         raise InputError(f"bbox {bbox!r} has no area: give a box with west < east and south < north")
     if s < UTM_LAT_RANGE[0] or n > UTM_LAT_RANGE[1]:

@@ -112,7 +112,7 @@ def test_india_scale_plan_is_analytic() -> None:
         ((10, 45, float("nan"), 46), "NaN"),
         ((10, 45, 200, 46), "outside"),
         ((170, -20, -170, -10), "antimeridian"),
-        ((10, 46, 11, 45), "south > north"),
+        ((10, 46, 11, 45), "inverted"),
         ((10, 45, 10, 46), "no area"),
         ((10, 80, 11, 85), "84N"),
         ((0, 10, 50, 20), "split"),
