@@ -86,3 +86,35 @@ def run_magseg(
         status = int(exc.code or 0)
     captured = capsys.readouterr()
     return status, captured.out, captured.err
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Gemma3 (model + processor) built offline once per session."""
+    from tests.model.tiny import tiny_model_dir
+
+    return tiny_model_dir(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tiny_samples(tmp_path_factory: pytest.TempPathFactory, labelled_folder: Path) -> Path:
+    """`magseg samples` output from the labelled folder, for the tiny model."""
+    from tests.model.tiny import samples_dir
+
+    return samples_dir(tmp_path_factory, labelled_folder)
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random model carrying a magseg.json card."""
+    from tests.inference.fixtures import carded_model
+
+    return carded_model(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def synth_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two small synthetic scenes (seed 5)."""
+    from tests.inference.fixtures import synth_scenes
+
+    return synth_scenes(tmp_path_factory)

@@ -23,8 +23,8 @@ __all__ = [
 ]
 
 # ImageNet statistics: what SegformerImageProcessor uses unless a preprocessor_config.json says otherwise.
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @runtime_checkable
@@ -180,8 +180,8 @@ class SegformerBoundary:
         # transformers types .to() through a decorator mypy misreads; it takes a device string
         self.model = model.to(self.device).eval()  # type: ignore[arg-type]
         proc = _processor_config(root)
-        self.mean = tuple(proc.get("image_mean", _IMAGENET_MEAN))
-        self.std = tuple(proc.get("image_std", _IMAGENET_STD))
+        self.mean = tuple(proc.get("image_mean", IMAGENET_MEAN))
+        self.std = tuple(proc.get("image_std", IMAGENET_STD))
         self.resolution = int(resolution or _processor_size(proc) or 512)
 
     def predict(self, image: np.ndarray) -> np.ndarray:

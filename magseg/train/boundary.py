@@ -28,6 +28,7 @@ import yaml
 
 from magseg.atomic import atomic_path
 from magseg.errors import InputError
+from magseg.refine.boundary import IMAGENET_MEAN, IMAGENET_STD
 from magseg.train.boundary_data import BoundaryScene, load_boundary_scenes, sample_batch
 
 __all__ = [
@@ -39,9 +40,8 @@ __all__ = [
     "run_boundary",
 ]
 
-#: ImageNet statistics, SegFormer's convention (and SegformerBoundary's default).
-IMAGE_MEAN = (0.485, 0.456, 0.406)
-IMAGE_STD = (0.229, 0.224, 0.225)
+#: ImageNet statistics, SegFormer's convention: the trainer normalises as SegformerBoundary does.
+IMAGE_MEAN, IMAGE_STD = IMAGENET_MEAN, IMAGENET_STD
 
 #: ``callback(step, logs)``: called with the training logs every ``log_every`` steps and with the
 #: validation logs after each validation (e.g. to forward them to ray.train.report).

@@ -20,8 +20,6 @@ from typing import Any
 
 import pytest
 
-from tests.model.tiny import samples_dir, tiny_model_dir
-
 REPO = Path(__file__).resolve().parents[2]
 RAY = Path(sys.executable).parent / "ray"
 
@@ -130,13 +128,3 @@ def ray_cluster() -> Iterator[Cluster]:
                 break
         log.close()
         shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_model_dir(tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def tiny_samples(tmp_path_factory: pytest.TempPathFactory, labelled_folder: Path) -> Path:
-    return samples_dir(tmp_path_factory, labelled_folder)
