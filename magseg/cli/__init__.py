@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train", "Train SFT / GRPO / the boundary model (Ray Train, or --local)."),
     "eval": ("eval", "Evaluate a model on labelled scenes: the seed's tables, ablations and baselines."),
     "plan": ("plan", "Plan a region: tiles, patches, tokens and GPU-hours for a bounding box."),
+    "map": ("map", "Map the fields of a bbox from STAC imagery on Ray into a partitioned fiboa layer."),
     "demo": ("demo", "Show what exists end to end on a synthetic scene."),
 }
 

@@ -7,6 +7,14 @@ from typing import Any
 
 import click
 
+from magseg.mapping.plan import (
+    BUNDLED_MODEL,
+    DEFAULT_MARGIN_PX,
+    DEFAULT_TILE_PX,
+    plan_region,
+    read_model_rates,
+)
+
 #: ASSUMED throughput of a Gemma3-4B-sized MAgSeg model served by vLLM on one H100 (patches/s); not
 #: measured here: pass --patches-per-s with a measured figure when there is one.
 ASSUMED_GPU_PATCHES_PER_S = 200.0
@@ -16,8 +24,10 @@ ASSUMED_GPU_PATCHES_PER_S = 200.0
 @click.option("--bbox", nargs=4, type=float, required=True, help="west south east north, WGS 84 degrees.")
 @click.option("--model", "model", default=None, help="Model folder (default: the bundled tiny-magseg).")
 @click.option("--gsd", default=0.5, show_default=True, help="Output ground sample distance, metres/pixel.")
-@click.option("--tile-px", default=1024, show_default=True, help="Output tile side in pixels.")
-@click.option("--margin-px", default=64, show_default=True, help="Overlap read around each tile, pixels.")
+@click.option("--tile-px", default=DEFAULT_TILE_PX, show_default=True, help="Output tile side in pixels.")
+@click.option(
+    "--margin-px", default=DEFAULT_MARGIN_PX, show_default=True, help="Overlap read around each tile, pixels."
+)
 @click.option(
     "--patches-per-s",
     type=float,
@@ -40,8 +50,6 @@ def command(
     as_json: bool,
 ) -> None:
     """Plan mapping BBOX: tiles on a fixed UTM grid, patches, output tokens, GPU-hours and CPU-hours."""
-    from magseg.mapping.plan import BUNDLED_MODEL, plan_region, read_model_rates
-
     rates = read_model_rates(model if model is not None else BUNDLED_MODEL)
     plan = plan_region(bbox, gsd=gsd, tile_px=tile_px, margin_px=margin_px, patch=rates.patch)
     tokens = tokens_per_patch if tokens_per_patch is not None else rates.tokens_per_patch
@@ -55,7 +63,9 @@ def command(
         "gpu_rate_assumed": patches_per_s == ASSUMED_GPU_PATCHES_PER_S,
         "gpu_hours": gpu["gpu_hours"],
         "measured_patches_per_s": rates.patches_per_s,
-        "measured_hours": plan.n_patches / rates.patches_per_s / 3600 if rates.patches_per_s else None,
+        "measured_hours": gpu["patches_with_margin"] / rates.patches_per_s / 3600
+        if rates.patches_per_s
+        else None,
         "rates_from": rates.source,
     }
     if as_json:

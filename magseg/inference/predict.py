@@ -187,5 +187,20 @@ class Predictor:
         engine = CountingHFEngine(model, processor, max_new_tokens=limit, batch_size=batch_size)
         return cls(engine, config, processor, name=str(model_path))
 
+    @classmethod
+    def from_vllm(
+        cls, model_path: str | os.PathLike[str], *, max_new_tokens: int | None = None, **overrides: Any
+    ) -> Predictor:
+        """The same model served by vLLM on a GPU (a merged model folder; see VLLMEngine)."""
+        from transformers import AutoProcessor
+
+        from magseg.inference.vllm_engine import VLLMEngine
+
+        config, _ = resolve_config(model_path, **overrides)
+        processor = AutoProcessor.from_pretrained(os.fspath(model_path))
+        limit = max_new_tokens or default_max_new_tokens(processor, config.grid)
+        engine = VLLMEngine(model_path, processor, max_new_tokens=limit)
+        return cls(engine, config, processor, name=str(model_path))
+
     def predict(self, image: np.ndarray) -> ScenePrediction:
         return predict_scene(image, self.engine, self.config, self.processor)

@@ -29,6 +29,11 @@ MAX_LON_SPAN = 40.0
 #: is followed to well under a metre and tile membership does not depend on the bbox's size.
 DENSIFY_DEG = 0.05
 
+#: Default tiling: a 384 px core + 64 px margins makes 512 px windows, the scene size the bundled model
+#: was trained on (a model sees the whole window as its scene); larger models take larger tiles.
+DEFAULT_TILE_PX = 384
+DEFAULT_MARGIN_PX = 64
+
 Bbox = tuple[float, float, float, float]
 Bounds = tuple[float, float, float, float]
 
@@ -106,7 +111,15 @@ class Tile:
     @property
     def footprint(self) -> Polygon:
         """The core's outline in WGS 84 (lon, lat), densified so the curved edges are followed."""
-        xs, ys = _ring(self.bounds, 8)
+        return self._lonlat(self.bounds)
+
+    @property
+    def read_footprint(self) -> Polygon:
+        """The read window's outline (core + margin) in WGS 84: what a scene must meet to be read."""
+        return self._lonlat(self.read_bounds)
+
+    def _lonlat(self, bounds: Bounds) -> Polygon:
+        xs, ys = _ring(bounds, 8)
         lon, lat = _transformer(self.epsg, 4326).transform(xs, ys)
         return Polygon(np.column_stack([lon, lat]))
 
@@ -167,7 +180,11 @@ class RegionPlan:
         return epsg == self.epsg and any(r == row and c0 <= col <= c1 for r, c0, c1 in self.runs)
 
     def estimate(self, tokens_per_patch: float, patches_per_s_per_gpu: float) -> dict[str, Any]:
-        """Output tokens and GPU-hours at a throughput; margins add reads, counted in patches_with_margin."""
+        """Output tokens and GPU-hours at a throughput.
+
+        The model writes every patch of a tile's read window (core + margins), so GPU-hours count
+        ``patches_with_margin``; tokens count the core patches, the ones that end up in the layer.
+        """
         if tokens_per_patch < 0 or not patches_per_s_per_gpu > 0:
             raise InputError("need tokens_per_patch >= 0 and patches_per_s_per_gpu > 0")
         read_side = math.ceil((self.tile_px + 2 * self.margin_px) / self.patch)
@@ -178,7 +195,7 @@ class RegionPlan:
             "tokens": self.n_patches * tokens_per_patch,
             "tokens_per_patch": tokens_per_patch,
             "patches_per_s_per_gpu": patches_per_s_per_gpu,
-            "gpu_hours": self.n_patches / patches_per_s_per_gpu / 3600.0,
+            "gpu_hours": self.n_tiles * read_side**2 / patches_per_s_per_gpu / 3600.0,
         }
 
     def summary(self) -> dict[str, Any]:
@@ -235,7 +252,12 @@ def _row_runs(outline: Polygon, tile_m: float) -> tuple[tuple[int, int, int], ..
 
 
 def plan_region(
-    bbox: Sequence[float], *, gsd: float = 0.5, tile_px: int = 1024, margin_px: int = 64, patch: int = 64
+    bbox: Sequence[float],
+    *,
+    gsd: float = 0.5,
+    tile_px: int = DEFAULT_TILE_PX,
+    margin_px: int = DEFAULT_MARGIN_PX,
+    patch: int = 64,
 ) -> RegionPlan:
     """Plan the mapping of a WGS 84 (west, south, east, north) bbox.
 

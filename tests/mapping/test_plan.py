@@ -90,7 +90,7 @@ def test_estimate_scales_with_throughput() -> None:
     slow, fast = plan.estimate(37.0, 10.0), plan.estimate(37.0, 20.0)
     assert slow["tokens"] == pytest.approx(plan.n_patches * 37.0)
     assert slow["gpu_hours"] == pytest.approx(2 * fast["gpu_hours"])
-    assert slow["gpu_hours"] == pytest.approx(plan.n_patches / 10.0 / 3600)
+    assert slow["gpu_hours"] == pytest.approx(slow["patches_with_margin"] / 10.0 / 3600)
     assert slow["patches_with_margin"] > slow["patches"]
     with pytest.raises(InputError):
         plan.estimate(37.0, 0.0)
@@ -140,9 +140,9 @@ def test_cli_json_uses_the_bundled_model_rates() -> None:
     plan = plan_region(SMALL)
     assert out["tiles"] == plan.n_tiles and out["patches"] == plan.n_patches
     assert out["tokens"] == pytest.approx(plan.n_patches * rates.tokens_per_patch)
-    assert out["gpu_hours"] == pytest.approx(plan.n_patches / 50 / 3600)
+    assert out["gpu_hours"] == pytest.approx(out["patches_with_margin"] / 50 / 3600)
     assert out["gpu_rate_assumed"] is False
-    assert out["measured_hours"] == pytest.approx(plan.n_patches / rates.patches_per_s / 3600)
+    assert out["measured_hours"] == pytest.approx(out["patches_with_margin"] / rates.patches_per_s / 3600)
 
 
 def test_cli_text_states_the_assumption(tmp_path: Path) -> None:

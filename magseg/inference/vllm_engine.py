@@ -1,0 +1,63 @@
+"""vLLM generation for GPU hosts: the same prompts as HFEngine, with a scene's image prefix cached once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from trl.data_utils import prepare_multimodal_messages
+
+from magseg.errors import InputError
+from magseg.model.generate import Request
+
+
+class VLLMEngine:
+    """Greedy RRLE generation with ``vllm.LLM`` (a merged model folder; LoRA adapters must be merged first).
+
+    Automatic prefix caching is on: the patches of one tile share their rendered prefix (chat template,
+    the scene image's tokens, the scene description) and differ only in the patch box and crop that come
+    after it, so vLLM encodes the scene once per tile and reuses its KV blocks for every patch.
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str],
+        processor: Any,
+        max_new_tokens: int = 512,
+        gpu_memory_utilization: float = 0.85,
+        max_model_len: int | None = None,
+    ) -> None:
+        try:
+            from vllm import LLM, SamplingParams
+        except ImportError as exc:
+            raise InputError(
+                "--engine vllm needs vLLM: install the GPU extra (pip install 'magseg[vllm]') or use --engine hf"
+            ) from exc
+        self.processor = processor
+        self.llm = LLM(
+            model=os.fspath(model_path),
+            enable_prefix_caching=True,
+            gpu_memory_utilization=gpu_memory_utilization,
+            max_model_len=max_model_len,
+            limit_mm_per_prompt={"image": 2},
+        )
+        self.params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, stop=["<end_of_turn>"])
+
+    def _prompts(self, batch: Sequence[Request]) -> list[dict[str, Any]]:
+        out = []
+        for images, messages in batch:
+            conversation = prepare_multimodal_messages(list(messages), images=list(images))
+            text = self.processor.apply_chat_template(
+                conversation, add_generation_prompt=True, tokenize=False
+            )
+            out.append({"prompt": text, "multi_modal_data": {"image": list(images)}})
+        return out
+
+    def generate_counted(self, batch: Sequence[Request]) -> list[tuple[str, int]]:
+        """(completion text, generated token count) per request, in order (vLLM keeps the order)."""
+        outputs = self.llm.generate(self._prompts(batch), self.params, use_tqdm=False)
+        return [(o.outputs[0].text, len(o.outputs[0].token_ids)) for o in outputs]
+
+    def generate(self, batch: Sequence[Request]) -> list[str]:
+        return [text for text, _ in self.generate_counted(batch)]

@@ -1,0 +1,125 @@
+"""What a region job needs to know: the area, the catalog query, the model, the tiling and the Ray resources."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from magseg.bundled import BUNDLED_MODEL
+from magseg.errors import InputError
+from magseg.mapping.plan import DEFAULT_MARGIN_PX, DEFAULT_TILE_PX, check_bbox
+from magseg.mapping.tile import RefineSettings
+
+__all__ = ["MapConfig", "check_model_dir", "load_map_config"]
+
+ENGINES = ("hf", "vllm")
+
+
+@dataclass
+class MapConfig:
+    """A region job. Fields marked *result* in ``result_settings`` decide the polygons; the rest is speed."""
+
+    bbox: tuple[float, float, float, float]
+    stac: str
+    out: str
+    model: str = str(BUNDLED_MODEL)
+    collections: list[str] | None = None  # STAC collections to search (None: all)
+    datetime: str | None = None  # RFC 3339 instant or interval "start/end"
+    max_cloud: float | None = None  # percent
+    asset: str = "image"  # the items' RGB asset key
+    engine: str = "hf"  # hf (transformers, CPU or GPU) | vllm (GPU hosts)
+    boundary: str | None = None  # a trained boundary model folder; None: the image fallback
+    export: str | None = None  # one-file copy of the layer: .parquet | .fgb | .gpkg
+    address: str | None = None  # Ray address (ray://host:10001, "auto"); None: start a local Ray
+    gsd: float = 0.5  # metres per pixel the model reads at
+    tile_px: int = DEFAULT_TILE_PX  # tile core side; core + 2 margins is the scene the model sees
+    margin_px: int = DEFAULT_MARGIN_PX  # read around the core, so objects on the seams are seen whole
+    batch_size: int = 16  # patches per generate call
+    actors: int = 1  # model actors
+    cpus_per_actor: float = 1.0
+    gpus_per_actor: float = 0.0
+    threads_per_actor: int = 1  # torch threads in each actor (Ray sets 1 per CPU; say more here)
+    max_tiles: int = 5000  # refuse bigger regions unless yes
+    yes: bool = False
+    collection_id: str = "magseg"  # the fiboa collection id written in the layer
+    progress: bool = True  # Ray Data's progress bars
+    no_progress_timeout_s: float = 900.0  # fail instead of hanging when no stage moves for this long
+    refine: RefineSettings = field(default_factory=RefineSettings)
+
+    def __post_init__(self) -> None:
+        self.bbox = check_bbox(self.bbox)
+        if isinstance(self.refine, dict):
+            self.refine = RefineSettings(**self.refine)
+        if self.engine not in ENGINES:
+            raise InputError(f"engine {self.engine!r} is not one of {', '.join(ENGINES)}")
+        if not (math.isfinite(self.gsd) and self.gsd > 0):
+            raise InputError(f"gsd {self.gsd!r} must be a positive number of metres per pixel")
+        for name in ("batch_size", "actors", "threads_per_actor", "max_tiles"):
+            if int(getattr(self, name)) < 1:
+                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.cpus_per_actor < 0 or self.gpus_per_actor < 0:
+            raise InputError("cpus_per_actor and gpus_per_actor must be >= 0")
+        if self.max_cloud is not None and not 0 <= self.max_cloud <= 100:
+            raise InputError(f"max_cloud {self.max_cloud} must be a percentage in 0..100")
+        if self.export is not None and Path(self.export).suffix.lower() not in (".parquet", ".fgb", ".gpkg"):
+            raise InputError(f"--export {self.export}: the extension must be .parquet, .fgb or .gpkg")
+
+    def result_settings(self) -> dict[str, Any]:
+        """What decides the polygons: a rerun into the same folder must match these exactly."""
+        keys = ("bbox", "stac", "collections", "datetime", "max_cloud", "asset", "engine", "boundary") + (
+            "gsd",
+            "tile_px",
+            "margin_px",
+            "collection_id",
+        )
+        out = {k: getattr(self, k) for k in keys}
+        out["bbox"] = list(self.bbox)
+        out["model"] = os.path.abspath(self.model)
+        out["refine"] = asdict(self.refine)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["bbox"] = list(self.bbox)
+        return out
+
+
+def load_map_config(path: str | os.PathLike[str], **overrides: Any) -> MapConfig:
+    """A MapConfig from a YAML file (the keys of MapConfig; ``refine`` a mapping), ``overrides`` winning."""
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(f"{path}: no such config file")
+    try:
+        values = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise InputError(f"{path}: expected a mapping of MapConfig keys")
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    known = {f.name for f in dataclasses.fields(MapConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise InputError(f"{path}: unknown keys {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    missing = [k for k in ("bbox", "stac", "out") if values.get(k) is None]
+    if missing:
+        raise InputError(f"{path}: missing {', '.join(missing)}")
+    return MapConfig(**values)
+
+
+def check_model_dir(path: str | os.PathLike[str]) -> Path:
+    """The model folder, or a one-line InputError when it is not a model magseg can load."""
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise InputError(f"--model {path}: no such folder; give a model directory (e.g. from magseg train)")
+    markers = ("config.json", "adapter_config.json")
+    if not any((folder / m).is_file() for m in markers):
+        raise InputError(
+            f"--model {path}: not a model (no config.json or adapter_config.json); give a model directory"
+        )
+    return folder.resolve()

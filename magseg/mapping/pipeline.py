@@ -1,0 +1,178 @@
+"""Map a region on Ray Data: plan -> search -> read tiles -> model actors -> refine -> tile records -> layer."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from typing import Any
+
+import pystac
+import shapely
+from shapely.geometry import shape
+
+from magseg.errors import EmptyInputError, InputError
+from magseg.inference.meta import resolve_config
+from magseg.mapping.config import MapConfig, check_model_dir
+from magseg.mapping.finalize import finalize_run
+from magseg.mapping.plan import RegionPlan, Tile, plan_region
+from magseg.mapping.stages import TileModel, finish_tile, read_stage, tile_row
+from magseg.mapping.store import RunStore, write_json
+from magseg.stac import open_catalog
+
+__all__ = ["run_region", "tile_items"]
+
+Log = Callable[[str], None]
+
+
+def tile_items(plan: RegionPlan, items: list[pystac.Item]) -> Iterator[tuple[Tile, list[pystac.Item]]]:
+    """Each tile with the items whose footprint meets its read window, in the search's order."""
+    footprints = [shape(it.geometry) if it.geometry else shapely.box(*it.bbox) for it in items]  # type: ignore[misc]
+    tree = shapely.STRtree(footprints)
+    for tile in plan.tiles:
+        hits = sorted(tree.query(tile.read_footprint, predicate="intersects").tolist())
+        yield tile, [items[i] for i in hits]
+
+
+def _absolute(item: pystac.Item) -> pystac.Item:
+    """A copy whose asset hrefs are absolute, so a worker can read it without the catalog's root."""
+    out = item.clone()
+    for asset in out.assets.values():
+        asset.href = asset.get_absolute_href() or asset.href
+    out.set_self_href(None)
+    return out
+
+
+def _init_ray(address: str | None, log: Log) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")
+    if address:
+        log(f"connecting to Ray at {address}")
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+
+
+def _check_resources(config: MapConfig) -> None:
+    """Fail now, in one line, where Ray would leave an actor pending forever (see cluster/README.md)."""
+    import ray
+
+    have = ray.cluster_resources()
+    cpus, gpus = float(have.get("CPU", 0)), float(have.get("GPU", 0))
+    if config.gpus_per_actor > 0 and gpus < config.gpus_per_actor:
+        raise InputError(
+            f"the config asks {config.gpus_per_actor:g} GPU per model actor but the Ray cluster has {gpus:g}: "
+            "set gpus_per_actor: 0 (and engine: hf) or connect to a GPU cluster with --address"
+        )
+    if config.cpus_per_actor > cpus:
+        raise InputError(
+            f"a model actor asks {config.cpus_per_actor:g} CPUs but the Ray cluster has {cpus:g}: lower cpus_per_actor"
+        )
+    if config.gpus_per_actor == 0 and config.actors * config.cpus_per_actor > cpus - 0.5:
+        raise InputError(
+            f"{config.actors} actor(s) x {config.cpus_per_actor:g} CPUs leave no CPU for reading tiles on a "
+            f"{cpus:g}-CPU cluster: lower actors or cpus_per_actor"
+        )
+
+
+def _execute(
+    rows: list[dict[str, Any]], config: MapConfig, patch: int, grid: int, log: Log
+) -> Iterator[dict]:
+    """Stream the tiles through Ray Data; yields each finished tile's summary as it lands."""
+    import ray
+    from ray.data import ActorPoolStrategy, DataContext
+
+    _init_ray(config.address, log)
+    _check_resources(config)
+    ctx = DataContext.get_current()
+    ctx.op_resource_reservation_enabled = False  # measured faster on small clusters (../notes: ray.md)
+    ctx.execution_no_progress_timeout_s = config.no_progress_timeout_s
+    ctx.enable_progress_bars = config.progress
+    ctx.print_on_execution_start = config.progress
+    ctx.execution_options.verbose_progress = False
+    # one tile per block, so tiles stream through the stages one by one (flat memory, early results)
+    ds: Any = ray.data.from_items(rows, override_num_blocks=len(rows))
+    ds = ds.map(read_stage, fn_kwargs={"gsd": config.gsd, "asset": config.asset}, num_cpus=0.5)
+    ds = ds.map_batches(
+        TileModel,
+        fn_constructor_kwargs={
+            "model": config.model,
+            "engine": config.engine,
+            "batch_size": config.batch_size,
+            "threads": config.threads_per_actor,
+        },
+        batch_size=1,
+        batch_format="numpy",
+        compute=ActorPoolStrategy(size=config.actors),
+        num_cpus=config.cpus_per_actor,
+        num_gpus=config.gpus_per_actor or None,
+    )
+    finish = {
+        "out": os.path.abspath(config.out),
+        "gsd": config.gsd,
+        "snap_px": patch // grid,
+        "settings": asdict(config.refine),
+        "boundary": os.path.abspath(config.boundary) if config.boundary else "",
+    }
+    ds = ds.map(finish_tile, fn_kwargs=finish, num_cpus=0.5)
+    yield from ds.iter_rows()
+
+
+def run_region(config: MapConfig, log: Log = print) -> dict[str, Any]:
+    """Map ``config.bbox`` into ``config.out``; resumes a run killed earlier. Returns the run summary."""
+    t0 = time.perf_counter()
+    config.model = str(check_model_dir(config.model))
+    if config.boundary is not None and not os.path.isdir(config.boundary):
+        raise InputError(
+            f"--boundary {config.boundary}: no such model folder; train one with magseg train boundary"
+        )
+    inference, _ = resolve_config(config.model)
+    plan = plan_region(
+        config.bbox, gsd=config.gsd, tile_px=config.tile_px, margin_px=config.margin_px, patch=inference.patch
+    )
+    if plan.n_tiles > config.max_tiles and not config.yes:
+        raise InputError(
+            f"the bbox covers {plan.n_tiles:,} tiles ({plan.area_km2:,.1f} km², {plan.n_patches:,} patches), "
+            f"more than max_tiles {config.max_tiles:,}: add --yes to map it, or run `magseg plan` first"
+        )
+    catalog = open_catalog(config.stac)
+    found = catalog.search(config.bbox, config.datetime, config.collections, config.max_cloud)
+    if not found:
+        raise EmptyInputError(
+            f"no STAC items in {config.stac} match bbox {list(config.bbox)}, datetime {config.datetime}, "
+            f"collections {config.collections}, max cloud {config.max_cloud}: widen the search"
+        )
+    items = [_absolute(it) for it in found]
+    store = RunStore(config.out)
+    resumed = store.open(config.result_settings())
+    done = store.done()
+    rows = [tile_row(tile, hits) for tile, hits in tile_items(plan, items) if tile.id not in done]
+    log(
+        f"plan: {plan.n_tiles} tiles of {plan.tile_m:g} m ({plan.area_km2:.2f} km², {plan.n_patches} patches) "
+        f"in {plan.crs}; {len(items)} scene(s) found; "
+        + (f"resuming: {len(done)} tile(s) already done" if resumed else "new run")
+    )
+    t1 = time.perf_counter()
+    finished = 0
+    if rows:
+        for summary in _execute(rows, config, inference.patch, inference.grid, log):
+            finished += 1
+            log(
+                f"tile {finished}/{len(rows)} {summary['tile_id']}: {summary['status']}, "
+                f"{summary['polygons']} polygon(s)"
+            )
+    t2 = time.perf_counter()
+    summary = finalize_run(store, plan, config, log=log)
+    summary["timings"] = {
+        "plan_search_s": t1 - t0,
+        "tiles_s": t2 - t1,
+        "finalize_s": time.perf_counter() - t2,
+        "total_s": time.perf_counter() - t0,
+        "tiles_run_now": len(rows),
+    }
+    write_json(store.root / "run.json", summary)
+    return summary

@@ -1,0 +1,168 @@
+"""The region job's Ray Data stages: read a tile (CPU task), run the model (actor), refine and save (CPU task)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pystac
+from affine import Affine
+from rasterio.crs import CRS
+
+from magseg.errors import InputError
+from magseg.mapping.plan import Tile
+from magseg.mapping.read import read_tile
+from magseg.mapping.store import RunStore
+from magseg.mapping.tile import RefineSettings, tile_pieces
+from magseg.refine.boundary import BoundaryModel, OrientedBoundary, load_boundary_model
+
+__all__ = ["TileModel", "finish_tile", "read_stage", "tile_row"]
+
+#: Downsampling of the per-tile quick-look arrays kept beside the pieces.
+THUMB = 4
+
+
+def tile_row(tile: Tile, items: list[pystac.Item]) -> dict[str, Any]:
+    """The pipeline's input row for a tile: the tile and its candidate items, as JSON text."""
+    return {"tile": json.dumps(asdict(tile)), "items": json.dumps([item.to_dict() for item in items])}
+
+
+def _objects(values: list[Any]) -> np.ndarray:
+    """A 1-D object array of arbitrary values (ragged arrays stay whole; np.array would try to stack them)."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+def read_stage(row: dict[str, Any], gsd: float, asset: str) -> dict[str, Any]:
+    """Read a tile's window; a tile no scene covers comes out with status "no-imagery" instead of failing."""
+    t0 = time.perf_counter()
+    tile = Tile(**json.loads(row["tile"]))
+    items = [pystac.Item.from_dict(d) for d in json.loads(row["items"])]
+    out: dict[str, Any] = {"tile": row["tile"], "tile_id": tile.id}
+    try:
+        img = read_tile(tile, items, gsd, asset=asset)
+    except InputError as exc:
+        empty = np.zeros((1, 1), dtype=bool)
+        out.update(status="no-imagery", message=str(exc), image=np.zeros((3, 1, 1), np.uint8), valid=empty)
+        out.update(transform=json.dumps([]), epsg=tile.epsg, scenes="[]", datetime="", warnings="[]")
+    else:
+        out.update(status="ok", message="", image=img.image, valid=img.mask)
+        out.update(transform=json.dumps(list(img.transform)[:6]), epsg=img.crs.to_epsg())
+        out.update(scenes=json.dumps(img.scenes), warnings=json.dumps(img.warnings))
+        out.update(datetime=img.datetime.isoformat() if img.datetime else "")
+    out["read_s"] = time.perf_counter() - t0
+    return out
+
+
+class TileModel:
+    """The model actor: holds a Predictor; each tile's patches go to the engine together (one shared scene).
+
+    Keeping a tile's patches in one request list makes a tile's output independent of which other tiles
+    share the actor's batch (a resumed run writes the same polygons), and gives vLLM's prefix cache all
+    the patches of a scene at once.
+    """
+
+    def __init__(self, model: str, engine: str = "hf", batch_size: int = 16, threads: int = 1) -> None:
+        import torch
+
+        from magseg.inference import Predictor
+
+        torch.set_num_threads(max(int(threads), 1))  # Ray sets OMP threads to the actor's CPUs; say it here
+        if engine == "vllm":
+            self.predictor = Predictor.from_vllm(model)
+        else:
+            self.predictor = Predictor.from_pretrained(model, batch_size=batch_size)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        semantic: list[np.ndarray] = []
+        patches: list[int] = []
+        tokens: list[int] = []
+        valid: list[int] = []
+        seconds: list[float] = []
+        for status, image in zip(batch["status"], batch["image"], strict=True):
+            if status != "ok":
+                semantic.append(np.zeros((1, 1), np.uint8))
+                patches += [0]
+                tokens += [0]
+                valid += [0]
+                seconds += [0.0]
+                continue
+            pred = self.predictor.predict(np.asarray(image))
+            semantic.append(pred.semantic)
+            patches.append(pred.n_patches)
+            tokens.append(int(sum(pred.tokens)))
+            valid.append(int(sum(r.valid for r in pred.reports)))
+            seconds.append(pred.timings["total_s"])
+        out = dict(batch)
+        out.update(
+            semantic=_objects(semantic),
+            patches=np.array(patches, np.int64),
+            tokens=np.array(tokens, np.int64),
+            valid_patches=np.array(valid, np.int64),
+            model_s=np.array(seconds, np.float64),
+        )
+        return out
+
+
+@lru_cache(maxsize=4)
+def _boundary(path: str, gsd: float) -> BoundaryModel:
+    """The boundary model, loaded once per worker process."""
+    return load_boundary_model(path) if path else OrientedBoundary(gsd=gsd)
+
+
+def finish_tile(
+    row: dict[str, Any], out: str, gsd: float, snap_px: int, settings: dict[str, Any], boundary: str
+) -> dict[str, Any]:
+    """Refine, polygonize and save one tile to the run folder; returns the tile's small summary row."""
+    t0 = time.perf_counter()
+    tile = Tile(**json.loads(row["tile"]))
+    store = RunStore(out)
+    record: dict[str, Any] = {
+        "status": str(row["status"]),
+        "message": str(row["message"]),
+        "scenes": json.loads(row["scenes"]),
+        "datetime": str(row["datetime"]) or None,
+        "warnings": json.loads(row["warnings"]),
+        "patches": int(row["patches"]),
+        "tokens": int(row["tokens"]),
+        "valid_patches": int(row["valid_patches"]),
+        "read_s": float(row["read_s"]),
+        "model_s": float(row["model_s"]),
+        "polygons": 0,
+    }
+    if row["status"] == "ok":
+        crs = CRS.from_epsg(int(row["epsg"]))
+        transform = Affine(*json.loads(row["transform"]))
+        image, valid = np.asarray(row["image"]), np.asarray(row["valid"])
+        result = tile_pieces(
+            tile,
+            np.asarray(row["semantic"]),
+            image,
+            valid,
+            transform,
+            crs,
+            gsd,
+            settings=RefineSettings(**settings),
+            snap_px=snap_px,
+            boundary=_boundary(boundary, gsd),
+        )
+        off = round(tile.margin_m / gsd)
+        side = result.semantic.shape[0]
+        core = (slice(off, off + side), slice(off, off + side))
+        thumb = {
+            "semantic": result.semantic[::THUMB, ::THUMB],
+            "image": image[:, core[0], core[1]][:, ::THUMB, ::THUMB],
+            "valid": valid[core][::THUMB, ::THUMB],
+        }
+        record["polygons"] = len(result.frame)
+        record["refine_s"] = time.perf_counter() - t0
+        store.save(tile.id, result.frame, thumb, record)
+    else:
+        record["refine_s"] = 0.0
+        store.save(tile.id, None, {}, record)
+    return {"tile_id": tile.id, "status": record["status"], "polygons": record["polygons"]}

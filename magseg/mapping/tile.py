@@ -1,0 +1,101 @@
+"""One tile's work after the model: refine its read window, keep the core, polygonize, flag seam pieces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import geopandas as gpd
+import numpy as np
+from affine import Affine
+from rasterio.crs import CRS
+
+from magseg.classes import BACKGROUND
+from magseg.labels import LabelRaster
+from magseg.mapping.plan import Tile
+from magseg.refine import refine
+from magseg.refine.boundary import BoundaryModel
+from magseg.vector import polygonize
+
+__all__ = ["RefineSettings", "TilePieces", "core_window", "tile_pieces"]
+
+#: Sides of a tile core, in the order of the ``seams`` column ("W" = the piece reaches the west edge).
+SIDES = ("W", "S", "E", "N")
+
+
+@dataclass(frozen=True)
+class RefineSettings:
+    """How a tile's stitched mask becomes polygons (the knobs of magseg.refine and magseg.vector)."""
+
+    threshold: float = 0.3  # boundary probability below which a pixel seeds a field
+    snap_px: int | None = None  # None: one RRLE cell (patch // grid)
+    min_area_m2: float = 10.0  # polygons smaller than this are dropped
+    simplify_m: float = 0.0  # coverage simplification tolerance in metres (0: exact pixel outlines)
+
+
+@dataclass
+class TilePieces:
+    """The polygons a tile owns (its core only), in the tile's UTM CRS, with the core sides each reaches."""
+
+    frame: gpd.GeoDataFrame  # id, class, instance, metrics:*, seams ("" or e.g. "W,N"), geometry
+    semantic: np.ndarray  # the refined core mask (uint8), for quick looks
+
+
+def core_window(tile: Tile, gsd: float) -> tuple[int, int, int]:
+    """(offset, height, width) of the tile's core inside its read window, in pixels."""
+    margin = round(tile.margin_m / gsd)
+    side = round(tile.size_m / gsd)
+    return margin, side, side
+
+
+def tile_pieces(
+    tile: Tile,
+    semantic: np.ndarray,
+    image: np.ndarray,
+    valid: np.ndarray,
+    transform: Affine,
+    crs: CRS,
+    gsd: float,
+    *,
+    settings: RefineSettings,
+    snap_px: int,
+    boundary: BoundaryModel | None = None,
+) -> TilePieces:
+    """Refine the whole read window (the margin gives objects on the seams their context), then keep the core.
+
+    Instances are cut over core + margin so that the watershed sees a field that crosses the core edge
+    whole; the core is then cut out exactly on the tile grid, so pieces of neighbouring tiles meet on a
+    common line and magseg.mapping.seams can join them. Pixels without imagery are background. Ids are
+    ``<tile id>-<class>-<instance>``: unique across a region, stable for a given tile result.
+    """
+    sem = np.where(valid, semantic, BACKGROUND).astype(np.uint8)
+    result = refine(
+        sem,
+        image,
+        model=boundary,
+        gsd=gsd,
+        threshold=settings.threshold,
+        snap_px=snap_px if settings.snap_px is None else settings.snap_px,
+    )
+    off, height, width = core_window(tile, gsd)
+    core = (slice(off, off + height), slice(off, off + width))
+    instance, core_sem = result.instance[core], result.semantic[core]
+    core_transform = transform * Affine.translation(off, off)
+    layer = polygonize(
+        LabelRaster(instance, core_sem, core_transform, crs),
+        min_area=settings.min_area_m2,
+        simplify=settings.simplify_m,
+    )
+    layer["id"] = tile.id + "-" + layer["id"]
+    layer["seams"] = _seams(instance, layer["instance"].to_numpy())
+    return TilePieces(layer, core_sem)
+
+
+def _seams(instance: np.ndarray, ids: np.ndarray) -> list[str]:
+    """For each instance id, the core sides (W, S, E, N) its pixels reach, comma-joined."""
+    edges = {
+        "W": set(np.unique(instance[:, 0]).tolist()),
+        "S": set(np.unique(instance[-1, :]).tolist()),
+        "E": set(np.unique(instance[:, -1]).tolist()),
+        "N": set(np.unique(instance[0, :]).tolist()),
+    }
+    return [",".join(side for side in SIDES if int(i) in edges[side]) for i in ids]
