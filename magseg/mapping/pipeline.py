@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
+import numpy as np
 import pystac
 import shapely
 from shapely.geometry import shape
@@ -17,13 +18,18 @@ from magseg.inference.meta import resolve_config
 from magseg.mapping.config import MapConfig, check_model_dir
 from magseg.mapping.finalize import finalize_run
 from magseg.mapping.plan import RegionPlan, Tile, plan_region
+from magseg.mapping.read import read_tile
 from magseg.mapping.stages import TileModel, finish_tile, read_stage, tile_row
 from magseg.mapping.store import RunStore, write_json
+from magseg.refine.boundary import OrientedBoundary
 from magseg.stac import open_catalog
 
 __all__ = ["run_region", "tile_items"]
 
 Log = Callable[[str], None]
+
+#: Tiles read to estimate the region's boundary scale.
+BOUNDARY_SAMPLE = 8
 
 
 def tile_items(plan: RegionPlan, items: list[pystac.Item]) -> Iterator[tuple[Tile, list[pystac.Item]]]:
@@ -122,6 +128,35 @@ def _execute(
     yield from ds.iter_rows()
 
 
+def estimate_boundary_scale(plan: RegionPlan, items: list[pystac.Item], config: MapConfig) -> float:
+    """One boundary scale for the region: the median of the image fallback's own scale on sampled tiles.
+
+    The tiles are spread evenly over the plan (a pure function of the plan and the items), so a resumed
+    run estimates the same value; tiles without imagery are passed over.
+    """
+    fallback = OrientedBoundary(gsd=config.gsd)
+    n = plan.n_tiles
+    picks = sorted({round(i * (n - 1) / max(BOUNDARY_SAMPLE - 1, 1)) for i in range(min(BOUNDARY_SAMPLE, n))})
+    scales = []
+    for index, (tile, hits) in enumerate(tile_items(plan, items)):
+        if index not in picks:
+            continue
+        try:
+            img = read_tile(tile, hits, config.gsd, asset=config.asset)
+        except InputError:
+            continue
+        scale = fallback.image_scale(img.image)
+        if scale > 0:
+            scales.append(scale)
+        if index >= picks[-1]:
+            break
+    if not scales:
+        raise EmptyInputError(
+            "no sampled tile holds imagery: the found scenes do not cover the bbox; check --bbox and --stac"
+        )
+    return round(float(np.median(scales)), 4)
+
+
 def run_region(config: MapConfig, log: Log = print) -> dict[str, Any]:
     """Map ``config.bbox`` into ``config.out``; resumes a run killed earlier. Returns the run summary."""
     t0 = time.perf_counter()
@@ -147,6 +182,10 @@ def run_region(config: MapConfig, log: Log = print) -> dict[str, Any]:
             f"collections {config.collections}, max cloud {config.max_cloud}: widen the search"
         )
     items = [_absolute(it) for it in found]
+    if config.boundary is None and config.refine.boundary_scale is None:
+        scale = estimate_boundary_scale(plan, items, config)
+        config.refine = replace(config.refine, boundary_scale=scale)
+        log(f"boundary scale {scale:.2f} (CIELAB step) from {BOUNDARY_SAMPLE} sampled tiles")
     store = RunStore(config.out)
     resumed = store.open(config.result_settings())
     done = store.done()

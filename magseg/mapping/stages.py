@@ -110,9 +110,9 @@ class TileModel:
 
 
 @lru_cache(maxsize=4)
-def _boundary(path: str, gsd: float) -> BoundaryModel:
-    """The boundary model, loaded once per worker process."""
-    return load_boundary_model(path) if path else OrientedBoundary(gsd=gsd)
+def _boundary(path: str, gsd: float, scale: float | None) -> BoundaryModel:
+    """The boundary model, loaded once per worker process (the image fallback at the region's scale)."""
+    return load_boundary_model(path) if path else OrientedBoundary(gsd=gsd, scale=scale)
 
 
 def finish_tile(
@@ -136,6 +136,7 @@ def finish_tile(
         "polygons": 0,
     }
     if row["status"] == "ok":
+        knobs = RefineSettings(**settings)
         crs = CRS.from_epsg(int(row["epsg"]))
         transform = Affine(*json.loads(row["transform"]))
         image, valid = np.asarray(row["image"]), np.asarray(row["valid"])
@@ -147,9 +148,9 @@ def finish_tile(
             transform,
             crs,
             gsd,
-            settings=RefineSettings(**settings),
+            settings=knobs,
             snap_px=snap_px,
-            boundary=_boundary(boundary, gsd),
+            boundary=_boundary(boundary, gsd, knobs.boundary_scale),
         )
         off = round(tile.margin_m / gsd)
         side = result.semantic.shape[0]

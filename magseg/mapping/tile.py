@@ -13,7 +13,7 @@ from magseg.classes import BACKGROUND
 from magseg.labels import LabelRaster
 from magseg.mapping.plan import Tile
 from magseg.refine import refine
-from magseg.refine.boundary import BoundaryModel
+from magseg.refine.boundary import BoundaryModel, OrientedBoundary
 from magseg.vector import polygonize
 
 __all__ = ["RefineSettings", "TilePieces", "core_window", "tile_pieces"]
@@ -30,6 +30,9 @@ class RefineSettings:
     snap_px: int | None = None  # None: one RRLE cell (patch // grid)
     min_area_m2: float = 10.0  # polygons smaller than this are dropped
     simplify_m: float = 0.0  # coverage simplification tolerance in metres (0: exact pixel outlines)
+    # CIELAB step that maps to boundary probability 1 in the image fallback. One value for the whole
+    # region keeps neighbouring tiles' boundary maps equal along seams; None: the job estimates it.
+    boundary_scale: float | None = None
 
 
 @dataclass
@@ -68,6 +71,8 @@ def tile_pieces(
     ``<tile id>-<class>-<instance>``: unique across a region, stable for a given tile result.
     """
     sem = np.where(valid, semantic, BACKGROUND).astype(np.uint8)
+    if boundary is None:
+        boundary = OrientedBoundary(gsd=gsd, scale=settings.boundary_scale)
     result = refine(
         sem,
         image,
@@ -79,7 +84,7 @@ def tile_pieces(
     off, height, width = core_window(tile, gsd)
     core = (slice(off, off + height), slice(off, off + width))
     instance, core_sem = result.instance[core], result.semantic[core]
-    core_transform = transform * Affine.translation(off, off)
+    core_transform = transform @ Affine.translation(off, off)
     layer = polygonize(
         LabelRaster(instance, core_sem, core_transform, crs),
         min_area=settings.min_area_m2,

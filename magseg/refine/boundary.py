@@ -102,6 +102,7 @@ class OrientedBoundary:
         gsd: float = 1.0,
         angles: int = 8,
         percentile: float = 98.0,
+        scale: float | None = None,
     ) -> None:
         if not (gsd > 0 and np.isfinite(gsd)):
             raise ValueError(f"need gsd > 0 metres per pixel, got {gsd}")
@@ -115,15 +116,29 @@ class OrientedBoundary:
         self.width = max(1, int(round(width_m / gsd)))
         self.angles = int(angles)
         self.percentile = float(percentile)
+        if scale is not None and not (np.isfinite(scale) and scale > 0):
+            raise ValueError(f"need a positive scale (Lab units), got {scale}")
+        self.scale = scale
 
-    def predict(self, image: np.ndarray) -> np.ndarray:
+    def step(self, image: np.ndarray) -> np.ndarray:
+        """The unnormalised colour step (CIELAB units) across the strongest oriented edge at each pixel."""
         arr = check_image(image)
         lab = np.moveaxis(color.rgb2lab(np.moveaxis(arr, 0, -1)).astype(np.float32), -1, 0)  # (3, H, W)
         step = np.zeros(arr.shape[1:], dtype=np.float32)
         # each turned frame serves two orientations 90 degrees apart (its rows and its columns)
         for angle in np.arange(self.angles // 2) * 180.0 / self.angles:
             np.maximum(step, self._frame(lab, float(angle)), out=step)
-        scale = float(np.percentile(step, self.percentile))
+        return step
+
+    def image_scale(self, image: np.ndarray) -> float:
+        """The ``percentile`` of an image's step: the scale ``predict`` divides by when none is fixed."""
+        return float(np.percentile(self.step(image), self.percentile))
+
+    def predict(self, image: np.ndarray) -> np.ndarray:
+        step = self.step(image)
+        # A fixed scale makes the map of a pixel independent of the window it was cut with: tiles of a
+        # region agree along their seams. Without one, each image is scaled by its own percentile.
+        scale = self.scale if self.scale is not None else float(np.percentile(step, self.percentile))
         if scale <= 0:  # a flat image has no boundary anywhere
             return np.zeros_like(step)
         return np.clip(step / scale, 0.0, 1.0).astype(np.float32)
