@@ -97,7 +97,7 @@ def test_estimate_scales_with_throughput() -> None:
 
 
 def test_india_scale_plan_is_analytic() -> None:
-    plan = plan_region((68.0, 8.0, 97.0, 37.0))
+    plan = plan_region((68.0, 8.0, 97.0, 37.0), tile_px=1024)
     assert plan.crs == f"EPSG:{utm_epsg(82.5, 22.5)}" == "EPSG:32644"
     assert plan.n_tiles > 10**7
     assert len(plan.runs) < 10**4  # stored per row, not per tile
