@@ -60,7 +60,8 @@ def _init_ray(address: str | None, log: Log) -> None:
         log(f"connecting to Ray at {address}")
         ray.init(address=address, log_to_driver=False)
     else:
-        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+        # "local" starts a fresh cluster even where a stale `ray start` left its address file behind
+        ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False)
 
 
 def _check_resources(config: MapConfig) -> None:

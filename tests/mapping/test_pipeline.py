@@ -1,0 +1,130 @@
+"""The region job on a local Ray with the bundled model: layer, export, pictures, run.json, resuming, SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+import shapely
+from shapely.geometry import shape
+
+from magseg.bundled import BUNDLED_MODEL
+from magseg.mapping import read_partitioned
+from magseg.mapping.config import MapConfig
+from magseg.mapping.pipeline import run_region
+from magseg.stac import open_catalog
+from magseg.synth import write_dataset
+
+# small tiles: a couple of hundred patches of the bundled model cover several tiles and their seams
+TILING = {"tile_px": 128, "margin_px": 64, "batch_size": 32}
+
+
+@pytest.fixture(scope="module")
+def region(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[float]]:
+    """Four 256 px scenes (2 x 2, 256 m square) and a bbox well inside them."""
+    root = write_dataset(tmp_path_factory.mktemp("region") / "synth", 4, 256, 0.5, seed=21)
+    items = open_catalog(root).search()
+    w, s, e, n = shapely.union_all([shape(it.geometry) for it in items]).bounds
+    dx, dy = (e - w) * 0.2, (n - s) * 0.2
+    return root, [w + dx, s + dy, e - 1.5 * dx, n - 1.5 * dy]
+
+
+def config(region: tuple[Path, list[float]], out: Path, **extra: object) -> MapConfig:
+    root, bbox = region
+    return MapConfig(
+        bbox=bbox, stac=str(root), out=str(out), model=str(BUNDLED_MODEL), progress=False, **TILING, **extra
+    )  # type: ignore[arg-type]
+
+
+def layer_rows(out: Path) -> list[tuple[str, str, bytes]]:
+    layer = read_partitioned(out / "fields")
+    return sorted(zip(layer["id"], layer["class"], shapely.to_wkb(layer.geometry.to_numpy()), strict=True))
+
+
+@pytest.fixture(scope="module")
+def first_run(region: tuple[Path, list[float]], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "out"
+    export = out.parent / "fields.gpkg"
+    summary = run_region(config(region, out, export=str(export)), log=lambda _: None)
+    assert summary["timings"]["tiles_run_now"] == summary["tiles"]["planned"] >= 4
+    return out
+
+
+def test_run_writes_layer_export_pictures_and_summary(
+    first_run: Path, region: tuple[Path, list[float]]
+) -> None:
+    summary = json.loads((first_run / "run.json").read_text())
+    assert summary["tiles"]["finished"] == summary["tiles"]["planned"] == summary["tiles"]["ok"]
+    assert summary["scenes"] and all(s.startswith("synth-21-") for s in summary["scenes"])
+    assert summary["patches"] == summary["tiles"]["ok"] * (256 // 64) ** 2  # (128 + 2 * 64) px windows
+    assert 0 <= summary["decode_valid_rate"] <= 1 and summary["model_patches_per_s"] > 0
+    assert summary["versions"]["ray"] and summary["config"]["tile_px"] == 128
+    layer = read_partitioned(first_run / "fields")
+    assert len(layer) == summary["polygons"] > 0
+    assert layer["id"].is_unique
+    assert set(layer["determination:method"]) == {"auto-imagery"}
+    assert layer["determination:datetime"].notna().all()
+    # polygons lie in the mapped tiles, and none overlaps another (seams joined, nothing duplicated)
+    utm = layer.to_crs(layer.estimate_utm_crs())
+    geoms = utm.geometry.to_numpy()
+    left, right = shapely.STRtree(geoms).query(geoms, predicate="overlaps")
+    assert shapely.area(shapely.intersection(geoms[left], geoms[right])).sum() < 1.0
+    exported = gpd.read_file(first_run.parent / "fields.gpkg")
+    assert sorted(exported["id"]) == sorted(layer["id"])
+    assert (first_run / "quicklook.png").stat().st_size > 1000
+    html = (first_run / "map.html").read_text()
+    assert "L.map(" in html and "L.geoJSON" in html and layer["id"].iloc[0] in html
+
+
+def test_rerun_skips_finished_tiles_and_keeps_the_layer(
+    first_run: Path, region: tuple[Path, list[float]]
+) -> None:
+    before = layer_rows(first_run)
+    summary = run_region(config(region, first_run), log=lambda _: None)
+    assert summary["timings"]["tiles_run_now"] == 0
+    assert layer_rows(first_run) == before
+
+
+def test_sigkilled_run_resumes_to_the_same_polygons(
+    first_run: Path, region: tuple[Path, list[float]], tmp_path: Path
+) -> None:
+    root, bbox = region
+    out = tmp_path / "killed"
+    argv = [
+        str(Path(sys.executable).parent / "magseg"),
+        "map",
+        "--bbox",
+        *map(str, bbox),
+        "--stac",
+        str(root),
+    ]
+    argv += ["--out", str(out), "--model", str(BUNDLED_MODEL), "--no-progress", "--batch-size", "32"]
+    cfg = tmp_path / "tiling.yaml"
+    cfg.write_text("tile_px: 128\nmargin_px: 64\n")
+    argv += ["--config", str(cfg)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        argv, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and len(list((out / "tiles").glob("[!.]*.json"))) < 2:
+        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(list((out / "tiles").glob("[!.]*.json")))
+    planned = json.loads((first_run / "run.json").read_text())["tiles"]["planned"]
+    assert 2 <= done < planned, "the kill should land mid-run"
+    assert not (out / "run.json").exists() and not (out / "fields").exists()
+    rerun = subprocess.run([*argv, "--json"], env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    summary = json.loads(rerun.stdout)
+    assert summary["timings"]["tiles_run_now"] == planned - done
+    assert layer_rows(out) == layer_rows(first_run)
