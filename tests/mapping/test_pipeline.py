@@ -13,27 +13,14 @@ from pathlib import Path
 import geopandas as gpd
 import pytest
 import shapely
-from shapely.geometry import shape
 
 from magseg.bundled import BUNDLED_MODEL
 from magseg.mapping import read_partitioned
 from magseg.mapping.config import MapConfig
 from magseg.mapping.pipeline import run_region
-from magseg.stac import open_catalog
-from magseg.synth import write_dataset
 
 # small tiles: a couple of hundred patches of the bundled model cover several tiles and their seams
 TILING = {"tile_px": 128, "margin_px": 64, "batch_size": 32}
-
-
-@pytest.fixture(scope="module")
-def region(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[float]]:
-    """Four 256 px scenes (2 x 2, 256 m square) and a bbox well inside them."""
-    root = write_dataset(tmp_path_factory.mktemp("region") / "synth", 4, 256, 0.5, seed=21)
-    items = open_catalog(root).search()
-    w, s, e, n = shapely.union_all([shape(it.geometry) for it in items]).bounds
-    dx, dy = (e - w) * 0.2, (n - s) * 0.2
-    return root, [w + dx, s + dy, e - 1.5 * dx, n - 1.5 * dy]
 
 
 def config(region: tuple[Path, list[float]], out: Path, **extra: object) -> MapConfig:
