@@ -1,4 +1,4 @@
-"""`magseg demo`: the foundation pipeline end to end on seeded synthetic scenes."""
+"""`magseg demo`: the region job end to end on seeded synthetic scenes, scored against their truth."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from magseg.demo import DemoConfig, run_demo
 
 @click.command(name="demo")
 @click.option("--out", default="demo_out", show_default=True, type=click.Path(path_type=Path))
-@click.option("--scenes", default=2, show_default=True)
-@click.option("--size", default=512, show_default=True, help="Scene side in pixels.")
-@click.option("--seed", default=7, show_default=True)
-@click.option("--patch", default=64, show_default=True, help="Patch side p in pixels.")
-@click.option("--grid", default=8, show_default=True, help="RRLE grid side g.")
-@click.option("--model/--no-model", default=True, show_default=True, help="Also run the bundled tiny model.")
-def command(out: Path, scenes: int, size: int, seed: int, patch: int, grid: int, model: bool) -> None:
-    """Synthesise scenes, write each patch as RRLE (bundled model and oracle), stitch, refine, polygonize, score."""
-    config = DemoConfig(scenes=scenes, size=size, seed=seed, patch=patch, grid=grid, model=model)
+@click.option(
+    "--scenes", default=DemoConfig.scenes, show_default=True, help="Adjacent scenes (a near-square grid)."
+)
+@click.option("--size", default=DemoConfig.size, show_default=True, help="Scene side in pixels.")
+@click.option("--seed", default=DemoConfig.seed, show_default=True)
+@click.option("--no-progress", is_flag=True, help="No Ray Data progress bars (CI logs).")
+def command(out: Path, scenes: int, size: int, seed: int, no_progress: bool) -> None:
+    """Synthesise ≥ 1 km² of scenes, map their bbox with the bundled model on Ray, score against the truth."""
+    config = DemoConfig(scenes=scenes, size=size, seed=seed, progress=not no_progress)
     run_demo(out, config, log=click.echo)
