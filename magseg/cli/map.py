@@ -67,7 +67,7 @@ def command(
         "address": address,
         "actors": actors,
         "batch_size": batch_size,
-        "yes": yes,
+        "allow_large": yes,
         "progress": False if no_progress else None,
     }
     if config_path:

@@ -46,7 +46,7 @@ class MapConfig:
     gpus_per_actor: float = 0.0
     threads_per_actor: int = 1  # torch threads in each actor (Ray sets 1 per CPU; say more here)
     max_tiles: int = 5000  # refuse bigger regions unless yes
-    yes: bool = False
+    allow_large: bool = False  # map regions above max_tiles (the --yes flag)
     collection_id: str = "magseg"  # the fiboa collection id written in the layer
     progress: bool = True  # Ray Data's progress bars
     no_progress_timeout_s: float = 900.0  # fail instead of hanging when no stage moves for this long
@@ -105,7 +105,7 @@ def load_map_config(path: str | os.PathLike[str], **overrides: Any) -> MapConfig
     known = {f.name for f in dataclasses.fields(MapConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise InputError(f"{path}: unknown keys {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        raise InputError(f"{path}: unknown keys {', '.join(map(str, unknown))}; known: {', '.join(sorted(known))}")
     missing = [k for k in ("bbox", "stac", "out") if values.get(k) is None]
     if missing:
         raise InputError(f"{path}: missing {', '.join(missing)}")

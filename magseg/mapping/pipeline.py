@@ -56,8 +56,8 @@ def _init_ray(address: str | None, log: Log) -> None:
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")
-    if address:
-        log(f"connecting to Ray at {address}")
+    if address or os.environ.get("RAY_ADDRESS"):  # a given cluster, or the one `ray job submit` runs us on
+        log(f"connecting to Ray at {address or os.environ['RAY_ADDRESS']}")
         ray.init(address=address, log_to_driver=False)
     else:
         # "local" starts a fresh cluster even where a stale `ray start` left its address file behind
@@ -170,7 +170,7 @@ def run_region(config: MapConfig, log: Log = print) -> dict[str, Any]:
     plan = plan_region(
         config.bbox, gsd=config.gsd, tile_px=config.tile_px, margin_px=config.margin_px, patch=inference.patch
     )
-    if plan.n_tiles > config.max_tiles and not config.yes:
+    if plan.n_tiles > config.max_tiles and not config.allow_large:
         raise InputError(
             f"the bbox covers {plan.n_tiles:,} tiles ({plan.area_km2:,.1f} km², {plan.n_patches:,} patches), "
             f"more than max_tiles {config.max_tiles:,}: add --yes to map it, or run `magseg plan` first"

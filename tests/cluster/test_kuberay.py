@@ -12,7 +12,9 @@ import yaml
 from magseg.train.ray_job import load_job_config
 
 REPO = Path(__file__).resolve().parents[2]
-MANIFESTS = sorted((REPO / "cluster" / "kuberay").glob("rayjob-*.yaml"))
+TRAIN_KINDS = ("boundary", "grpo", "sft")
+MANIFESTS = [REPO / "cluster" / "kuberay" / f"rayjob-{kind}.yaml" for kind in TRAIN_KINDS]
+MAP_MANIFEST = REPO / "cluster" / "kuberay" / "rayjob-map.yaml"
 
 
 def _cpus(value: str | int) -> float:
@@ -27,7 +29,8 @@ def _containers(group: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_there_is_one_manifest_per_job() -> None:
-    assert [p.stem for p in MANIFESTS] == ["rayjob-boundary", "rayjob-grpo", "rayjob-sft"]
+    found = sorted(p.stem for p in (REPO / "cluster" / "kuberay").glob("rayjob-*.yaml"))
+    assert found == sorted([p.stem for p in MANIFESTS] + [MAP_MANIFEST.stem])
 
 
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.stem)
@@ -72,3 +75,22 @@ def test_rayjob_manifest(path: Path) -> None:
     # the job config's workers fit the GPU workers present from the start (its resource check)
     assert ray.use_gpu and gpus >= ray.workers * ray.gpus_per_worker
     assert cpus >= ray.cpus_per_worker
+
+
+def test_map_manifest_fits_its_config() -> None:
+    from magseg.mapping.config import load_map_config
+
+    job = yaml.safe_load(MAP_MANIFEST.read_text())
+    assert job["kind"] == "RayJob" and job["spec"]["shutdownAfterJobFinishes"] is True
+    argv = shlex.split(job["spec"]["entrypoint"])
+    assert argv[:2] == ["python", "jobs/map_region.py"] and (REPO / argv[1]).is_file()
+    config = load_map_config(REPO / argv[argv.index("--config") + 1])
+    assert config.engine == "vllm" and config.gpus_per_actor == 1
+    groups = job["spec"]["rayClusterSpec"]["workerGroupSpecs"]
+    gpu_groups = [g for g in groups if "nvidia.com/gpu" in _containers(g)[0]["resources"]["limits"]]
+    gpus = sum(
+        g["minReplicas"] * int(_containers(g)[0]["resources"]["limits"]["nvidia.com/gpu"]) for g in gpu_groups
+    )
+    assert gpus >= config.actors * config.gpus_per_actor  # every model actor has its GPU from the start
+    cpus = max(_cpus(_containers(g)[0]["resources"]["limits"]["cpu"]) for g in gpu_groups)
+    assert cpus >= config.cpus_per_actor

@@ -15,7 +15,8 @@ from magseg.train.ray_job import load_job_config
 from magseg.train.ray_train import RaySettings, check_kind, config_of, ray_settings, scaling_for
 from tests.jobs.conftest import REPO
 
-CONFIGS = sorted((REPO / "jobs" / "configs").glob("*.yaml"))
+CONFIGS = sorted(p for p in (REPO / "jobs" / "configs").glob("*.yaml") if not p.stem.startswith("map_"))
+MAP_CONFIGS = sorted((REPO / "jobs" / "configs").glob("map_*.yaml"))
 CPU_ONLY = {"CPU": 2.0, "memory": 1e9}
 
 
@@ -91,3 +92,24 @@ def test_magseg_train_local_runs_without_ray(
     assert f"model: {out}" in result.output
     assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 6
     assert not (tmp_path / "runs" / "ray").exists()
+
+
+@pytest.mark.parametrize("path", MAP_CONFIGS, ids=lambda p: p.stem)
+def test_map_configs_load(path: Path) -> None:
+    from magseg.mapping.config import load_map_config
+
+    config = load_map_config(path, bbox=[76.9, 29.6, 76.95, 29.65], stac="/catalog.parquet", out="/out")
+    assert config.bbox == (76.9, 29.6, 76.95, 29.65) and config.out == "/out"
+    assert (config.engine, config.gpus_per_actor > 0) == (
+        ("vllm", True) if "gpu" in path.stem else ("hf", False)
+    )
+    assert config.tile_px % 64 == 0 and config.margin_px % 64 == 0
+
+
+def test_map_config_rejects_unknown_keys(tmp_path: Path) -> None:
+    from magseg.mapping.config import load_map_config
+
+    path = tmp_path / "map.yaml"
+    path.write_text("bbox: [1, 2, 3, 4]\nstac: x\nout: y\ntile_size: 5\n")
+    with pytest.raises(InputError, match="unknown keys tile_size"):
+        load_map_config(path)
