@@ -5,7 +5,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= demo_out
 
-.PHONY: install test lint pytest demo bench clean
+.PHONY: install stac-deps test lint pytest demo bench clean
 
 # Create the venv when missing and install the project with its test needs. torch comes first, pinned to
 # the release with a local CPU build, so the project's own torch requirement installs nothing more.
@@ -18,12 +18,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# PostgreSQL 15 + PostGIS 3 from Debian for the tests' real pgstac server (skipped when present; needs root).
+stac-deps:
+	stac/pgstac.sh install
+
 lint: install
 	$(VENV)/bin/ruff check magseg tests benchmarks
 	$(VENV)/bin/ruff format --check magseg tests benchmarks
 	$(VENV)/bin/mypy
 
-pytest: install
+pytest: install stac-deps
 	$(VENV)/bin/pytest -q
 
 test: lint pytest

@@ -105,7 +105,9 @@ def load_map_config(path: str | os.PathLike[str], **overrides: Any) -> MapConfig
     known = {f.name for f in dataclasses.fields(MapConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise InputError(f"{path}: unknown keys {', '.join(map(str, unknown))}; known: {', '.join(sorted(known))}")
+        raise InputError(
+            f"{path}: unknown keys {', '.join(map(str, unknown))}; known: {', '.join(sorted(known))}"
+        )
     missing = [k for k in ("bbox", "stac", "out") if values.get(k) is None]
     if missing:
         raise InputError(f"{path}: missing {', '.join(missing)}")

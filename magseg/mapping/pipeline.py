@@ -45,7 +45,9 @@ def _absolute(item: pystac.Item) -> pystac.Item:
     """A copy whose asset hrefs are absolute, so a worker can read it without the catalog's root."""
     out = item.clone()
     for asset in out.assets.values():
-        asset.href = asset.get_absolute_href() or asset.href
+        # an absolute path or URL stays as it is: pystac would join a local path onto an API's self URL
+        if "://" not in asset.href and not os.path.isabs(asset.href):
+            asset.href = asset.get_absolute_href() or asset.href
     out.set_self_href(None)
     return out
 
