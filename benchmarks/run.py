@@ -14,7 +14,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-SECTIONS = {"codec": "benchmarks.codec_bench", "refine": "benchmarks.refine_bench"}
+SECTIONS = {
+    "codec": "benchmarks.codec_bench",
+    "refine": "benchmarks.refine_bench",
+    "region": "benchmarks.region_bench",
+}
 
 
 def _table(rows: list[dict[str, object]]) -> str:
