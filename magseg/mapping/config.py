@@ -9,9 +9,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from magseg.bundled import BUNDLED_MODEL
+from magseg.configfile import read_yaml_mapping
 from magseg.errors import InputError
 from magseg.mapping.plan import DEFAULT_MARGIN_PX, DEFAULT_TILE_PX, check_bbox
 from magseg.mapping.tile import RefineSettings
@@ -92,15 +91,7 @@ class MapConfig:
 
 def load_map_config(path: str | os.PathLike[str], **overrides: Any) -> MapConfig:
     """A MapConfig from a YAML file (the keys of MapConfig; ``refine`` a mapping), ``overrides`` winning."""
-    file = Path(path)
-    if not file.is_file():
-        raise InputError(f"{path}: no such config file")
-    try:
-        values = yaml.safe_load(file.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(values, dict):
-        raise InputError(f"{path}: expected a mapping of MapConfig keys")
+    values = read_yaml_mapping(path, "a map config", "see jobs/configs/map_*.yaml for examples")
     values.update({k: v for k, v in overrides.items() if v is not None})
     known = {f.name for f in dataclasses.fields(MapConfig)}
     unknown = sorted(set(values) - known)

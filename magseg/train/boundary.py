@@ -27,6 +27,7 @@ import torch.nn.functional as F  # noqa: N812
 import yaml
 
 from magseg.atomic import atomic_path
+from magseg.configfile import read_yaml_mapping
 from magseg.errors import InputError
 from magseg.refine.boundary import IMAGENET_MEAN, IMAGENET_STD
 from magseg.train.boundary_data import BoundaryScene, load_boundary_scenes, sample_batch
@@ -183,14 +184,11 @@ def load_boundary_config(path: str | os.PathLike[str], **overrides: Any) -> Boun
         steps: 1500
         output_dir: runs/boundary
     """
-    file = Path(path)
-    if not file.is_file():
-        raise InputError(f"{file}: no such config file; write a YAML file (see magseg.train.boundary)")
-    values = yaml.safe_load(file.read_text()) or {}
-    if not isinstance(values, dict):
-        raise InputError(f"{file}: a boundary training config must be a YAML mapping")
+    values = read_yaml_mapping(
+        path, "a boundary training config", "write a YAML file (see magseg.train.boundary)"
+    )
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return boundary_config_from_dict(values, str(file))
+    return boundary_config_from_dict(values, str(path))
 
 
 def build_boundary_model(config: BoundaryConfig) -> Any:

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from magseg.configfile import read_yaml_mapping
 from magseg.errors import InputError
 
 #: LoRA goes on the language model's linear layers only (PEFT full-matches a string): not the vision
@@ -151,11 +152,6 @@ def config_from_dict(values: dict[str, Any], where: str = "config") -> TrainConf
 
 def load_config(path: str | os.PathLike[str], **overrides: Any) -> TrainConfig:
     """Read a YAML training config; top-level ``overrides`` (e.g. model=..., data=...) win over the file."""
-    file = Path(path)
-    if not file.is_file():
-        raise InputError(f"{file}: no such config file; write a YAML file (see magseg.train.config)")
-    values = yaml.safe_load(file.read_text()) or {}
-    if not isinstance(values, dict):
-        raise InputError(f"{file}: a training config must be a YAML mapping")
+    values = read_yaml_mapping(path, "a training config", "write a YAML file (see magseg.train.config)")
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return config_from_dict(values, str(file))
+    return config_from_dict(values, str(path))

@@ -10,20 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from magseg.configfile import read_yaml_mapping
 from magseg.errors import InputError, MagsegError
 from magseg.train.ray_train import KINDS, RaySettings, check_kind, ray_settings
-
-
-def _read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    file = Path(path)
-    if not file.is_file():
-        raise InputError(f"{file}: no such config file; see jobs/configs/ for examples")
-    values = yaml.safe_load(file.read_text()) or {}
-    if not isinstance(values, dict):
-        raise InputError(f"{file}: a job config must be a YAML mapping")
-    return values
 
 
 def load_job_config(path: str | os.PathLike[str], kind: str, **overrides: Any) -> tuple[Any, RaySettings]:
@@ -33,7 +22,7 @@ def load_job_config(path: str | os.PathLike[str], kind: str, **overrides: Any) -
     boundary) plus an optional ``ray:`` mapping (see RaySettings).
     """
     check_kind(kind)
-    values = _read_yaml(path)
+    values = read_yaml_mapping(path, "a job config", "see jobs/configs/ for examples")
     settings = ray_settings(values.pop("ray", None), str(path))
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if kind == "boundary":
