@@ -23,6 +23,7 @@ from magseg.mapping.stages import TileModel, finish_tile, read_stage, tile_row
 from magseg.mapping.store import RunStore, write_json
 from magseg.refine.boundary import OrientedBoundary
 from magseg.stac import open_catalog
+from magseg.stac.hrefs import portable_item
 
 __all__ = ["run_region", "tile_items"]
 
@@ -39,17 +40,6 @@ def tile_items(plan: RegionPlan, items: list[pystac.Item]) -> Iterator[tuple[Til
     for tile in plan.tiles:
         hits = sorted(tree.query(tile.read_footprint, predicate="intersects").tolist())
         yield tile, [items[i] for i in hits]
-
-
-def _absolute(item: pystac.Item) -> pystac.Item:
-    """A copy whose asset hrefs are absolute, so a worker can read it without the catalog's root."""
-    out = item.clone()
-    for asset in out.assets.values():
-        # an absolute path or URL stays as it is: pystac would join a local path onto an API's self URL
-        if "://" not in asset.href and not os.path.isabs(asset.href):
-            asset.href = asset.get_absolute_href() or asset.href
-    out.set_self_href(None)
-    return out
 
 
 def _init_ray(address: str | None, log: Log) -> None:
@@ -184,7 +174,8 @@ def run_region(config: MapConfig, log: Log = print) -> dict[str, Any]:
             f"no STAC items in {config.stac} match bbox {list(config.bbox)}, datetime {config.datetime}, "
             f"collections {config.collections}, max cloud {config.max_cloud}: widen the search"
         )
-    items = [_absolute(it) for it in found]
+    # absolute hrefs, so a worker reads an item without the catalog's root
+    items = [pystac.Item.from_dict(portable_item(it)) for it in found]
     if config.boundary is None and config.refine.boundary_scale is None:
         scale = estimate_boundary_scale(plan, items, config)
         config.refine = replace(config.refine, boundary_scale=scale)

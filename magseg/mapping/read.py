@@ -25,6 +25,7 @@ from shapely.geometry import shape
 
 from magseg.errors import InputError
 from magseg.mapping.plan import Tile
+from magseg.stac.hrefs import asset_href
 
 #: GDAL settings for reading COGs: skip listing the folder on open (10 requests per open drop to 2 over HTTP).
 GDAL_ENV = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
@@ -108,7 +109,7 @@ def read_tile(
         candidates.append(item)
 
     def read_one(item: pystac.Item) -> ImageData:
-        href = item.assets[asset].get_absolute_href() or item.assets[asset].href
+        href = asset_href(item, asset)
         try:
             with Reader(href) as src:
                 img = src.part(

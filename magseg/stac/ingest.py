@@ -18,23 +18,11 @@ from rio_stac import create_stac_item
 
 from magseg.atomic import atomic_path
 from magseg.errors import EmptyInputError, InputError
+from magseg.stac.hrefs import portable_item
 
 __all__ = ["ingest", "items_from_paths"]
 
 COG_SUFFIXES = (".tif", ".tiff")
-
-
-def _absolute(item: pystac.Item, base: Path | None) -> dict[str, Any]:
-    """The item as a dict with absolute asset hrefs (a catalog row must not depend on where its JSON was)."""
-    out = item.to_dict(include_self_link=False, transform_hrefs=False)
-    for asset in out["assets"].values():
-        href = asset["href"]
-        if "://" not in href and not os.path.isabs(href) and base is not None:
-            asset["href"] = str((base / href).resolve())
-    out["links"] = [
-        link for link in out.get("links", []) if link.get("rel") not in ("self", "root", "parent")
-    ]
-    return out
 
 
 def _cog_item(path: Path, collection: str, when: datetime | None) -> dict[str, Any]:
@@ -52,7 +40,7 @@ def _cog_item(path: Path, collection: str, when: datetime | None) -> dict[str, A
         raise InputError(
             f"{path}: not a readable raster ({str(exc).splitlines()[0]}); give COGs or item JSON"
         ) from None
-    return _absolute(item, None)
+    return portable_item(item)
 
 
 def items_from_paths(
@@ -68,9 +56,9 @@ def items_from_paths(
         path = Path(raw).expanduser()
         if path.is_dir() and (path / "stac" / "items").is_dir():
             files = sorted((path / "stac" / "items").glob("*.json"))
-            out += [_absolute(pystac.Item.from_file(str(f)), f.parent) for f in files]
+            out += [portable_item(pystac.Item.from_file(str(f))) for f in files]
         elif path.is_file() and path.suffix.lower() == ".json":
-            out.append(_absolute(pystac.Item.from_file(str(path)), path.parent))
+            out.append(portable_item(pystac.Item.from_file(str(path))))
         elif path.is_file() and path.suffix.lower() in COG_SUFFIXES:
             out.append(_cog_item(path, collection, when))
         else:
