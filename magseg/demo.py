@@ -20,14 +20,12 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import shapely
-from rasterio.features import rasterize
 from shapely.geometry import shape
 
 from magseg.atomic import atomic_path
 from magseg.bundled import BUNDLED_MODEL
-from magseg.classes import class_id
 from magseg.evaluate.scoring import ScenePair, pooled_scores
-from magseg.labels import LabelRaster
+from magseg.labels import rasterize_layer
 from magseg.mapping import read_partitioned
 from magseg.mapping.config import MapConfig
 from magseg.mapping.pipeline import run_region
@@ -47,28 +45,14 @@ class DemoConfig:
     progress: bool = True  # Ray Data's progress bars
 
 
-def rasterize_layer(layer: gpd.GeoDataFrame, grid: LabelRaster) -> tuple[np.ndarray, np.ndarray]:
-    """(instance, semantic) of a polygon layer burnt onto a label raster's grid (one id per polygon)."""
-    shape_ = grid.semantic.shape
-    if len(layer) == 0:
-        return np.zeros(shape_, np.int32), np.zeros(shape_, np.uint8)
-    local = layer.to_crs(grid.crs)
-    ids = np.arange(1, len(local) + 1)
-    instance = rasterize(
-        zip(local.geometry, ids, strict=True), out_shape=shape_, transform=grid.transform, dtype="int32"
-    )
-    classes = np.array([0] + [class_id(c) for c in local["class"]], dtype=np.uint8)
-    return instance, classes[instance]
-
-
 def score_layer(layer: gpd.GeoDataFrame, data: Path) -> tuple[dict[str, Any], float]:
     """The seed's per-class scores and the pooled mean DICE of ``layer`` against every scene's truth."""
     pairs, dice = [], []
     for ref in list_scenes(data):
         truth = ref.load().labels
-        instance, semantic = rasterize_layer(layer, truth)
-        pairs.append(ScenePair(instance, semantic, truth.instance, truth.semantic))
-        dice.append(mean_dice(semantic, truth.semantic))
+        pred = rasterize_layer(layer, truth.shape, truth.transform, truth.crs)
+        pairs.append(ScenePair(pred.instance, pred.semantic, truth.instance, truth.semantic))
+        dice.append(mean_dice(pred.semantic, truth.semantic))
     return pooled_scores(pairs), float(np.mean(dice))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import rasterio
@@ -12,8 +13,11 @@ from rasterio.crs import CRS
 from rasterio.errors import RasterioIOError
 
 from magseg.atomic import atomic_path
-from magseg.classes import CLASSES
+from magseg.classes import CLASSES, class_id
 from magseg.errors import CRSError, EmptyInputError, InputError
+
+if TYPE_CHECKING:  # geopandas is slow to import; only callers that have a layer need it
+    import geopandas as gpd
 
 
 @dataclass
@@ -103,3 +107,24 @@ def ground_sample_distance(transform: Affine, crs: CRS | None) -> float:
     lat = math.radians(transform.f + transform.e / 2)
     # one degree of latitude ~111.32 km; longitude shrinks with cos(lat): use the geometric mean
     return float(111_320.0 * size * math.sqrt(max(math.cos(lat), 1e-6)))
+
+
+def rasterize_layer(
+    layer: gpd.GeoDataFrame, shape: tuple[int, int], transform: Affine, crs: CRS
+) -> LabelRaster:
+    """Burn a polygon layer with a ``class`` column onto a grid: one instance id per row, its class id.
+
+    Larger polygons are drawn first, so small ones inside them (a well in a field) stay on top.
+    """
+    from rasterio.features import rasterize
+
+    if len(layer) == 0:
+        return LabelRaster(np.zeros(shape, np.int32), np.zeros(shape, np.uint8), transform, crs)
+    feats = layer.to_crs(crs)
+    feats = feats.iloc[np.argsort(-feats.geometry.area.to_numpy(), kind="stable")]
+    ids = np.arange(1, len(feats) + 1, dtype=np.int32)
+    classes = np.array([0] + [class_id(c) for c in feats["class"]], dtype=np.uint8)
+    instance = rasterize(
+        zip(feats.geometry, ids, strict=True), out_shape=shape, transform=transform, dtype="int32"
+    )
+    return LabelRaster(instance, classes[instance], transform, crs)

@@ -19,12 +19,11 @@ import geopandas as gpd
 import numpy as np
 import rasterio
 from rasterio.errors import RasterioIOError
-from rasterio.features import rasterize
 from scipy import ndimage
 
-from magseg.classes import CLASS_NAMES, class_id
+from magseg.classes import CLASS_NAMES
 from magseg.errors import InputError
-from magseg.labels import LabelRaster, read_label_raster
+from magseg.labels import LabelRaster, rasterize_layer, read_label_raster
 from magseg.sources.scene import LabelledScene, SceneRef
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".jpg", ".jpeg", ".png")
@@ -85,17 +84,7 @@ def _load_vector_labels(scene_id: str, image_path: Path, layer: gpd.GeoDataFrame
         raise InputError(
             f"{image_path}: has no CRS, so vector labels cannot be placed on it; georeference it"
         )
-    feats = layer.to_crs(crs)
-    # draw large features first so that small ones (wells inside fields) stay visible on top
-    feats = feats.iloc[np.argsort(-feats.geometry.area.to_numpy())]
-    ids = np.arange(1, len(feats) + 1, dtype=np.int32)
-    classes = np.array([class_id(c) for c in feats["class"]], dtype=np.int32)
-    geoms = list(feats.geometry)
-    instance = rasterize(zip(geoms, ids, strict=True), out_shape=shape, transform=transform, dtype="int32")
-    semantic = rasterize(
-        zip(geoms, classes, strict=True), out_shape=shape, transform=transform, dtype="int32"
-    )
-    return LabelledScene(scene_id, image, LabelRaster(instance, semantic.astype(np.uint8), transform, crs))
+    return LabelledScene(scene_id, image, rasterize_layer(layer, shape, transform, crs))
 
 
 def _stems(folder: Path) -> dict[str, Path]:
