@@ -36,18 +36,16 @@ def versions() -> dict[str, str]:
     return out
 
 
-def region_layer(store: RunStore, plan: RegionPlan, records: list[dict[str, Any]]) -> gpd.GeoDataFrame:
-    """The run's polygons in the plan's UTM CRS: every finished tile's pieces, seams joined.
+def region_layer(store: RunStore, plan: RegionPlan, tile_ids: list[str]) -> gpd.GeoDataFrame:
+    """The run's polygons in the plan's UTM CRS: the given finished tiles' pieces, seams joined.
 
-    Each polygon carries the acquisition time of the imagery its tile was read from.
+    Each polygon carries the acquisition time of the imagery its tile was read from (a joined polygon,
+    that of its piece with the smallest id).
     """
-    when = {r["tile"]: r.get("datetime") for r in records}
-    frames = store.pieces(when)
+    frames = store.pieces(tile_ids)
     if not frames:
         return gpd.GeoDataFrame({c: [] for c in COLUMNS[:-1]}, geometry=[], crs=plan.crs)
     pieces = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=frames[0].crs)
-    tile_of = pieces["id"].str.rsplit("-", n=2).str[0]
-    pieces["determination:datetime"] = pd.to_datetime(tile_of.map(when), utc=True)
     layer = merge_seams(pieces, plan.gsd)
     return layer.sort_values("id", kind="stable").reset_index(drop=True)
 
@@ -57,7 +55,7 @@ def finalize_run(
 ) -> dict[str, Any]:
     """Write the layer (replacing any earlier one whole), the export, quick look and HTML map; summarise."""
     records = [r for r in store.records() if r["tile"] in plan]
-    layer = region_layer(store, plan, records)
+    layer = region_layer(store, plan, [r["tile"] for r in records])
     root = store.root / LAYER_DIR
     with atomic_dir(root) as tmp:
         write_partitioned(layer, tmp, collection=config.collection_id)

@@ -121,19 +121,17 @@ def _execute(
     yield from ds.iter_rows()
 
 
-def estimate_boundary_scale(plan: RegionPlan, items: list[pystac.Item], config: MapConfig) -> float:
+def estimate_boundary_scale(tiles: list[tuple[Tile, list[pystac.Item]]], config: MapConfig) -> float:
     """One boundary scale for the region: the median of the image fallback's own scale on sampled tiles.
 
-    The tiles are spread evenly over the plan (a pure function of the plan and the items), so a resumed
-    run estimates the same value; tiles without imagery are passed over.
+    The tiles are spread evenly over the plan's tiles (a pure function of the plan and the items), so a
+    resumed run estimates the same value; tiles without imagery are passed over.
     """
     fallback = OrientedBoundary(gsd=config.gsd)
-    n = plan.n_tiles
+    n = len(tiles)
     picks = sorted({round(i * (n - 1) / max(BOUNDARY_SAMPLE - 1, 1)) for i in range(min(BOUNDARY_SAMPLE, n))})
     scales = []
-    for index, (tile, hits) in enumerate(tile_items(plan, items)):
-        if index not in picks:
-            continue
+    for tile, hits in (tiles[i] for i in picks):
         try:
             img = read_tile(tile, hits, config.gsd, asset=config.asset)
         except InputError:
@@ -141,8 +139,6 @@ def estimate_boundary_scale(plan: RegionPlan, items: list[pystac.Item], config: 
         scale = fallback.image_scale(img.image)
         if scale > 0:
             scales.append(scale)
-        if index >= picks[-1]:
-            break
     if not scales:
         raise EmptyInputError(
             "no sampled tile holds imagery: the found scenes do not cover the bbox; check --bbox and --stac"
@@ -176,14 +172,15 @@ def run_region(config: MapConfig, log: Log = print) -> dict[str, Any]:
         )
     # absolute hrefs, so a worker reads an item without the catalog's root
     items = [pystac.Item.from_dict(portable_item(it)) for it in found]
+    tiles = list(tile_items(plan, items))  # at most max_tiles unless allow_large
     if config.boundary is None and config.refine.boundary_scale is None:
-        scale = estimate_boundary_scale(plan, items, config)
+        scale = estimate_boundary_scale(tiles, config)
         config.refine = replace(config.refine, boundary_scale=scale)
         log(f"boundary scale {scale:.2f} (CIELAB step) from {BOUNDARY_SAMPLE} sampled tiles")
     store = RunStore(config.out)
     resumed = store.open(config.result_settings())
     done = store.done()
-    rows = [tile_row(tile, hits) for tile, hits in tile_items(plan, items) if tile.id not in done]
+    rows = [tile_row(tile, hits) for tile, hits in tiles if tile.id not in done]
     log(
         f"plan: {plan.n_tiles} tiles of {plan.tile_m:g} m ({plan.area_km2:.2f} km², {plan.n_patches} patches) "
         f"in {plan.crs}; {len(items)} scene(s) found; "

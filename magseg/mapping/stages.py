@@ -9,6 +9,7 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pystac
 from affine import Affine
 from rasterio.crs import CRS
@@ -17,7 +18,7 @@ from magseg.errors import InputError
 from magseg.mapping.plan import Tile
 from magseg.mapping.read import read_tile
 from magseg.mapping.store import RunStore
-from magseg.mapping.tile import RefineSettings, tile_pieces
+from magseg.mapping.tile import RefineSettings, core_window, tile_pieces
 from magseg.refine.boundary import BoundaryModel, OrientedBoundary, load_boundary_model
 
 __all__ = ["TileModel", "finish_tile", "read_stage", "tile_row"]
@@ -152,14 +153,15 @@ def finish_tile(
             snap_px=snap_px,
             boundary=_boundary(boundary, gsd, knobs.boundary_scale),
         )
-        off = round(tile.margin_m / gsd)
-        side = result.semantic.shape[0]
-        core = (slice(off, off + side), slice(off, off + side))
+        rows, cols = core_window(tile, gsd)
         thumb = {
             "semantic": result.semantic[::THUMB, ::THUMB],
-            "image": image[:, core[0], core[1]][:, ::THUMB, ::THUMB],
-            "valid": valid[core][::THUMB, ::THUMB],
+            "image": image[:, rows, cols][:, ::THUMB, ::THUMB],
         }
+        # the imagery's acquisition time, fiboa's determination:datetime (NaT where the scene has none)
+        result.frame["determination:datetime"] = pd.to_datetime(
+            pd.Series([record["datetime"]] * len(result.frame), dtype=object), utc=True
+        )
         record["polygons"] = len(result.frame)
         record["refine_s"] = time.perf_counter() - t0
         store.save(tile.id, result.frame, thumb, record)

@@ -93,10 +93,9 @@ class RunStore:
                 np.savez_compressed(tmp, **arrays)  # type: ignore[arg-type]
         write_json(self.tiles / f"{tile_id}.json", {"tile": tile_id, **record})
 
-    def records(self, ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    def records(self) -> list[dict[str, Any]]:
         """The finished tiles' records, sorted by tile id."""
-        wanted = sorted(self.done() if ids is None else ids)
-        return [json.loads((self.tiles / f"{t}.json").read_text()) for t in wanted]
+        return [json.loads((self.tiles / f"{t}.json").read_text()) for t in sorted(self.done())]
 
     def pieces(self, ids: Iterable[str]) -> list[gpd.GeoDataFrame]:
         """The pieces of the given finished tiles (tiles without polygons are left out)."""

@@ -43,11 +43,10 @@ class TilePieces:
     semantic: np.ndarray  # the refined core mask (uint8), for quick looks
 
 
-def core_window(tile: Tile, gsd: float) -> tuple[int, int, int]:
-    """(offset, height, width) of the tile's core inside its read window, in pixels."""
-    margin = round(tile.margin_m / gsd)
-    side = round(tile.size_m / gsd)
-    return margin, side, side
+def core_window(tile: Tile, gsd: float) -> tuple[slice, slice]:
+    """(rows, columns) of the tile's core inside its read window, in pixels."""
+    margin, side = round(tile.margin_m / gsd), round(tile.size_m / gsd)
+    return slice(margin, margin + side), slice(margin, margin + side)
 
 
 def tile_pieces(
@@ -81,10 +80,9 @@ def tile_pieces(
         threshold=settings.threshold,
         snap_px=snap_px if settings.snap_px is None else settings.snap_px,
     )
-    off, height, width = core_window(tile, gsd)
-    core = (slice(off, off + height), slice(off, off + width))
-    instance, core_sem = result.instance[core], result.semantic[core]
-    core_transform = transform @ Affine.translation(off, off)
+    rows, cols = core_window(tile, gsd)
+    instance, core_sem = result.instance[rows, cols], result.semantic[rows, cols]
+    core_transform = transform @ Affine.translation(cols.start, rows.start)
     layer = polygonize(
         LabelRaster(instance, core_sem, core_transform, crs),
         min_area=settings.min_area_m2,
