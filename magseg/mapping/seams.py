@@ -43,11 +43,13 @@ def merge_seams(pieces: gpd.GeoDataFrame, gsd: float, min_shared_px: float = 4.0
     if (sizes == 1).all():
         return frame.drop(columns="seams")
 
-    single = frame[sizes[group] == 1]
+    grouped = sizes[group] > 1
+    single = frame[~grouped]
     joined: list[dict[str, object]] = []
     grid = gsd / 100.0  # snap to a hundredth of a pixel so the shared seam vertices coincide exactly
-    for g in np.flatnonzero(sizes > 1):
-        members = frame[group == g].sort_values("id", kind="stable")
+    # one pass over the grouped pieces (not one mask per group: regions have thousands of groups)
+    multi = frame[grouped].assign(_group=group[grouped]).sort_values(["_group", "id"], kind="stable")
+    for _, members in multi.drop(columns="_group").groupby(multi["_group"].to_numpy(), sort=False):
         first = members.iloc[0]
         geom = shapely.union_all(shapely.set_precision(members.geometry.to_numpy(), grid))
         joined.append({**first.to_dict(), "geometry": geom})
