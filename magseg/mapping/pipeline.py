@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 import pystac
 import shapely
-from shapely.geometry import shape
 
 from magseg.errors import EmptyInputError, InputError
 from magseg.inference.meta import resolve_config
@@ -22,7 +21,7 @@ from magseg.mapping.read import read_tile
 from magseg.mapping.stages import TileModel, finish_tile, read_stage, tile_row
 from magseg.mapping.store import RunStore, write_json
 from magseg.refine.boundary import OrientedBoundary
-from magseg.stac import open_catalog
+from magseg.stac import item_footprint, open_catalog
 from magseg.stac.hrefs import portable_item
 
 __all__ = ["run_region", "tile_items"]
@@ -35,8 +34,7 @@ BOUNDARY_SAMPLE = 8
 
 def tile_items(plan: RegionPlan, items: list[pystac.Item]) -> Iterator[tuple[Tile, list[pystac.Item]]]:
     """Each tile with the items whose footprint meets its read window, in the search's order."""
-    footprints = [shape(it.geometry) if it.geometry else shapely.box(*it.bbox) for it in items]  # type: ignore[misc]
-    tree = shapely.STRtree(footprints)
+    tree = shapely.STRtree([item_footprint(it) for it in items])
     for tile in plan.tiles:
         hits = sorted(tree.query(tile.read_footprint, predicate="intersects").tolist())
         yield tile, [items[i] for i in hits]
@@ -121,19 +119,21 @@ def _execute(
     yield from ds.iter_rows()
 
 
-def estimate_boundary_scale(tiles: list[tuple[Tile, list[pystac.Item]]], config: MapConfig) -> float:
+def estimate_boundary_scale(
+    tiles: list[tuple[Tile, list[pystac.Item]]], gsd: float, asset: str = "image"
+) -> float:
     """One boundary scale for the region: the median of the image fallback's own scale on sampled tiles.
 
     The tiles are spread evenly over the plan's tiles (a pure function of the plan and the items), so a
     resumed run estimates the same value; tiles without imagery are passed over.
     """
-    fallback = OrientedBoundary(gsd=config.gsd)
+    fallback = OrientedBoundary(gsd=gsd)
     n = len(tiles)
     picks = sorted({round(i * (n - 1) / max(BOUNDARY_SAMPLE - 1, 1)) for i in range(min(BOUNDARY_SAMPLE, n))})
     scales = []
     for tile, hits in (tiles[i] for i in picks):
         try:
-            img = read_tile(tile, hits, config.gsd, asset=config.asset)
+            img = read_tile(tile, hits, gsd, asset=asset)
         except InputError:
             continue
         scale = fallback.image_scale(img.image)
@@ -174,7 +174,7 @@ def run_region(config: MapConfig, log: Log = print) -> dict[str, Any]:
     items = [pystac.Item.from_dict(portable_item(it)) for it in found]
     tiles = list(tile_items(plan, items))  # at most max_tiles unless allow_large
     if config.boundary is None and config.refine.boundary_scale is None:
-        scale = estimate_boundary_scale(tiles, config)
+        scale = estimate_boundary_scale(tiles, config.gsd, config.asset)
         config.refine = replace(config.refine, boundary_scale=scale)
         log(f"boundary scale {scale:.2f} (CIELAB step) from {BOUNDARY_SAMPLE} sampled tiles")
     store = RunStore(config.out)

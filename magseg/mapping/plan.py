@@ -258,12 +258,14 @@ def plan_region(
     tile_px: int = DEFAULT_TILE_PX,
     margin_px: int = DEFAULT_MARGIN_PX,
     patch: int = 64,
+    epsg: int | None = None,
 ) -> RegionPlan:
     """Plan the mapping of a WGS 84 (west, south, east, north) bbox.
 
     The tiles live in the UTM zone of the bbox centre (a bbox across several zones is planned in that
     one zone), on a global grid with origin (0, 0) and step tile_px * gsd metres, so the same ground
-    always gets the same tile ids. Only tiles whose core meets the reprojected bbox are kept. Planning
+    always gets the same tile ids (``epsg`` fixes the zone instead, e.g. one zone for every request of
+    a tile server). Only tiles whose core meets the reprojected bbox are kept. Planning
     costs O(rows), not O(tiles): all of India's cropland is planned in well under a second.
     """
     box = check_bbox(bbox)
@@ -274,7 +276,7 @@ def plan_region(
     if margin_px < 0:
         raise InputError(f"margin_px {margin_px} must be >= 0")
     w, s, e, n = box
-    epsg = utm_epsg((w + e) / 2.0, (s + n) / 2.0)
+    epsg = epsg or utm_epsg((w + e) / 2.0, (s + n) / 2.0)
     runs = _row_runs(bbox_outline(box, epsg), tile_px * gsd)
     lon, lat = _ring(box, 64)
     area_m2, _ = Geod(ellps="WGS84").polygon_area_perimeter(lon, lat)

@@ -21,11 +21,11 @@ from rio_tiler.io import Reader
 from rio_tiler.models import ImageData
 from rio_tiler.mosaic import mosaic_reader
 from rio_tiler.mosaic.methods import FirstMethod
-from shapely.geometry import shape
 
 from magseg.errors import InputError
 from magseg.mapping.plan import Tile
 from magseg.stac.hrefs import asset_href
+from magseg.stac.query import item_footprint
 
 #: GDAL settings for reading COGs: skip listing the folder on open (10 requests per open drop to 2 over HTTP).
 GDAL_ENV = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
@@ -66,11 +66,8 @@ def _item_datetime(item: pystac.Item) -> datetime | None:
 
 def _intersects(item: pystac.Item, lonlat: shapely.Polygon) -> bool:
     """Whether the item's footprint (geometry, else bbox) meets the tile's read window in WGS 84."""
-    if item.geometry is not None:
-        return bool(shape(item.geometry).intersects(lonlat))
-    if item.bbox is not None:
-        return bool(shapely.box(*item.bbox[:2], *item.bbox[-2:]).intersects(lonlat))
-    return True  # no footprint: let the reader decide
+    footprint = item_footprint(item)
+    return True if footprint is None else bool(footprint.intersects(lonlat))  # none: let the reader decide
 
 
 def read_tile(

@@ -3,13 +3,14 @@
 from magseg.stac.api import APICatalog
 from magseg.stac.catalog import Catalog, open_catalog
 from magseg.stac.geoparquet import GeoParquetCatalog
-from magseg.stac.query import SearchQuery, parse_bbox, parse_datetime, sort_key
+from magseg.stac.query import SearchQuery, item_footprint, parse_bbox, parse_datetime, sort_key
 
 __all__ = [
     "APICatalog",
     "Catalog",
     "GeoParquetCatalog",
     "SearchQuery",
+    "item_footprint",
     "open_catalog",
     "parse_bbox",
     "parse_datetime",

@@ -13,6 +13,7 @@ from typing import Any
 import pystac
 import shapely
 from shapely.geometry import box, shape
+from shapely.geometry.base import BaseGeometry
 
 from magseg.errors import InputError
 
@@ -145,7 +146,7 @@ class SearchQuery:
         if self.interval is not None and not _in_interval(item, self.interval):
             return False
         if self.bbox is not None:
-            geom = shape(item.geometry) if item.geometry is not None else None
+            geom = item_footprint(item)
             if geom is None or not shapely.intersects(geom, box(*self.bbox)):
                 return False
         return True
@@ -166,6 +167,15 @@ def _in_interval(item: pystac.Item, interval: tuple[datetime | None, datetime | 
         return False
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     return (hi is None or start <= hi) and (lo is None or end >= lo)
+
+
+def item_footprint(item: pystac.Item) -> BaseGeometry | None:
+    """An item's footprint in WGS 84: its geometry, else its bbox, else None."""
+    if item.geometry is not None:
+        return shape(item.geometry)
+    if item.bbox is not None:
+        return box(*item.bbox[:2], *item.bbox[-2:])
+    return None
 
 
 def sort_key(item: pystac.Item) -> tuple[Any, ...]:
