@@ -1,0 +1,84 @@
+"""What the tile server needs: the model, the catalog, the tiling it shares with the region job, limits."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from magseg.bundled import BUNDLED_MODEL
+from magseg.configfile import read_yaml_mapping
+from magseg.errors import InputError
+from magseg.mapping.plan import DEFAULT_MARGIN_PX, DEFAULT_TILE_PX
+from magseg.mapping.tile import RefineSettings
+
+__all__ = ["ServeConfig", "load_serve_config"]
+
+
+@dataclass
+class ServeConfig:
+    """A tile server. The tiling (gsd, tile_px, margin_px, epsg) is the region job's, so both give one layer."""
+
+    stac: str
+    model: str = str(BUNDLED_MODEL)
+    collections: list[str] | None = None
+    datetime: str | None = None
+    max_cloud: float | None = None
+    asset: str = "image"
+    boundary: str | None = None  # trained boundary model folder; None: the image fallback
+    refine: RefineSettings = field(default_factory=RefineSettings)  # boundary_scale None: estimated at start
+    gsd: float = 0.5
+    tile_px: int = DEFAULT_TILE_PX
+    margin_px: int = DEFAULT_MARGIN_PX
+    epsg: int | None = None  # the UTM zone of every grid tile; None: the zone of the catalog's centre
+    min_zoom: int = 17  # below: the tile holds too many model windows to compute on request (4xx)
+    max_zoom: int = 22
+    cache_tiles: int = 1024  # grid tiles kept in memory per server replica
+    cache_dir: str | None = None  # also keep computed grid tiles on disk (a region run folder layout)
+    max_grid_tiles: int = 64  # most grid tiles one request may compute (request size limit)
+    api_key_env: str = "MAGSEG_API_KEY"  # when this variable is set, requests must carry its value
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Ray Serve: the model deployment (batches patches across requests) and the HTTP ingress
+    model_replicas: int = 1
+    model_cpus: float = 1.0
+    model_gpus: float = 0.0
+    model_threads: int = 1
+    max_batch_size: int = 32
+    batch_wait_timeout_s: float = 0.02
+    server_replicas: int = 1
+    server_cpus: float = 0.5
+    max_ongoing_requests: int = 32
+    max_queued_requests: int = 256
+    autoscaling: dict[str, Any] | None = None  # Serve autoscaling_config for the model deployment
+
+    def __post_init__(self) -> None:
+        if isinstance(self.refine, dict):
+            self.refine = RefineSettings(**self.refine)
+        if not 0 <= self.min_zoom <= self.max_zoom <= 24:
+            raise InputError(f"need 0 <= min_zoom ({self.min_zoom}) <= max_zoom ({self.max_zoom}) <= 24")
+        for name in ("cache_tiles", "max_grid_tiles", "model_replicas", "server_replicas", "max_batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.tile_px % 64 or self.margin_px < 0:
+            raise InputError(f"tile_px {self.tile_px} must be a multiple of 64 and margin_px >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def api_key(self) -> str | None:
+        return os.environ.get(self.api_key_env) or None
+
+
+def load_serve_config(path: str | os.PathLike[str] | None = None, **overrides: Any) -> ServeConfig:
+    """A ServeConfig from a YAML file (ServeConfig keys), ``overrides`` (None ignored) winning."""
+    values = read_yaml_mapping(path, "a serve config", "see jobs/configs/serve_*.yaml") if path else {}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    known = {f.name for f in dataclasses.fields(ServeConfig)}
+    unknown = sorted(str(k) for k in set(values) - known)
+    if unknown:
+        raise InputError(f"unknown serve config keys {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    if not values.get("stac"):
+        raise InputError("the tile server needs a catalog: give --stac URL|FILE")
+    return ServeConfig(**values)

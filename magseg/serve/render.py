@@ -1,0 +1,86 @@
+"""Render a tile: classes as a transparent PNG, fields as clipped GeoJSON, imagery through rio-tiler."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import geopandas as gpd
+import morecantile
+import numpy as np
+import pandas as pd
+import pystac
+import rasterio
+from PIL import Image
+from rasterio.features import rasterize
+from rasterio.transform import from_bounds
+from rio_tiler.errors import RioTilerError, TileOutsideBounds
+from rio_tiler.io import Reader
+from rio_tiler.models import ImageData
+from rio_tiler.mosaic import mosaic_reader
+from rio_tiler.mosaic.methods import FirstMethod
+
+from magseg.classes import class_id
+from magseg.mapping.read import GDAL_ENV
+from magseg.serve.compute import clip_lonlat
+from magseg.serve.xyz import TileRequestError, tile_bounds, tile_lonlat_bounds
+from magseg.stac.hrefs import asset_href
+from magseg.viz import colourise
+
+__all__ = ["class_png", "fields_geojson", "imagery_png"]
+
+SIZE = 256
+
+
+def _png(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def class_mask(layer: gpd.GeoDataFrame, tile: morecantile.Tile, size: int = SIZE) -> np.ndarray:
+    """The layer's classes on the tile's pixel grid (Web Mercator), 0 where no polygon lies."""
+    if len(layer) == 0:
+        return np.zeros((size, size), np.uint8)
+    merc = layer.to_crs(3857)
+    transform = from_bounds(*tile_bounds(tile), size, size)
+    shapes = zip(merc.geometry, (class_id(c) for c in merc["class"]), strict=True)
+    return rasterize(shapes, out_shape=(size, size), transform=transform, dtype="uint8")
+
+
+def class_png(layer: gpd.GeoDataFrame, tile: morecantile.Tile) -> bytes:
+    """Classes coloured, background transparent, 256 x 256."""
+    return _png(colourise(class_mask(layer, tile)))
+
+
+def fields_geojson(layer: gpd.GeoDataFrame, tile: morecantile.Tile) -> dict[str, Any]:
+    """The polygons meeting the tile, clipped to it, as a GeoJSON FeatureCollection in WGS 84."""
+    clipped = clip_lonlat(layer, tile_lonlat_bounds(tile))
+    keep = [c for c in ("id", "class", "metrics:area", "determination:datetime") if c in clipped.columns]
+    if len(clipped) == 0:
+        return {"type": "FeatureCollection", "features": []}
+    if "determination:datetime" in clipped.columns:  # ISO text: JSON has no timestamps
+        when = clipped["determination:datetime"]
+        clipped["determination:datetime"] = [t.isoformat() if pd.notna(t) else None for t in when]
+    out: dict[str, Any] = json.loads(clipped[[*keep, "geometry"]].to_json(drop_id=True, to_wgs84=False))
+    return out
+
+
+def imagery_png(items: list[pystac.Item], tile: morecantile.Tile, asset: str = "image") -> bytes:
+    """The imagery of the tile from the catalog's items (least cloudy first), rio-tiler's mosaic."""
+
+    def read(item: pystac.Item, x: int, y: int, z: int) -> ImageData:
+        with Reader(asset_href(item, asset)) as src:
+            return src.tile(x, y, z, indexes=(1, 2, 3))
+
+    if not items:
+        raise TileRequestError(404, f"no imagery in tile {tile.z}/{tile.x}/{tile.y}")
+    try:
+        with rasterio.Env(**GDAL_ENV):
+            img, _ = mosaic_reader(
+                items, read, tile.x, tile.y, tile.z, pixel_selection=FirstMethod, threads=1
+            )
+    except (TileOutsideBounds, RioTilerError):
+        raise TileRequestError(404, f"no imagery in tile {tile.z}/{tile.x}/{tile.y}") from None
+    return img.render(img_format="PNG")

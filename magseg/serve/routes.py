@@ -1,0 +1,116 @@
+"""The tile server's routes, registered on any FastAPI app by a factory (TiTiler's pattern)."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Callable
+from importlib.resources import files
+from typing import Any
+
+from fastapi import Depends, FastAPI, Path, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from magseg.serve.service import TileService
+from magseg.serve.xyz import TileRequestError
+
+__all__ = ["TileRoutes"]
+
+PNG = "image/png"
+CACHE = {"Cache-Control": "public, max-age=3600"}
+# One Path object per parameter: FastAPI binds a shared default object to one parameter only.
+Z = Path(ge=0, le=30, description="Web Mercator zoom")
+X = Path(ge=0, description="tile column")
+Y = Path(ge=0, description="tile row")
+
+
+class TileRoutes:
+    """Registers /tiles, /imagery, /tilejson.json, /map and /healthz; ``service`` gives the replica's state.
+
+    ``api_key`` (when not None) must come as the X-API-Key header or the api_key query parameter
+    (browsers cannot add headers to map tile requests); /healthz and the docs stay open.
+    """
+
+    def __init__(self, service: Callable[[], TileService], api_key: Callable[[], str | None]) -> None:
+        self.service = service
+        self.api_key = api_key
+
+    def check_key(self, request: Request) -> None:
+        expected = self.api_key()
+        if expected is None:
+            return
+        given = request.headers.get("x-api-key") or request.query_params.get("api_key")
+        if given is None:
+            raise TileRequestError(401, "an API key is required: send it as the X-API-Key header")
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            raise TileRequestError(403, "the API key is not valid")
+
+    def register(self, app: FastAPI) -> None:
+        guard = [Depends(self.check_key)]
+
+        @app.exception_handler(TileRequestError)
+        async def refused(_: Request, exc: TileRequestError) -> JSONResponse:
+            return JSONResponse({"detail": exc.message}, status_code=exc.status)
+
+        @app.get("/healthz", summary="Liveness and readiness")
+        async def healthz() -> dict[str, Any]:
+            service = self.service()
+            return {"status": "ok", "grid_tiles_cached": service.computer.cached}
+
+        @app.get(
+            "/tiles/{z}/{x}/{y}.png", dependencies=guard, response_class=Response, summary="Classes, coloured"
+        )
+        async def tile_png(z: int = Z, x: int = X, y: int = Y) -> Response:
+            return Response(await self.service().png(z, x, y), media_type=PNG, headers=CACHE)
+
+        @app.get("/tiles/{z}/{x}/{y}.geojson", dependencies=guard, summary="Fields in the tile, clipped")
+        async def tile_geojson(z: int = Z, x: int = X, y: int = Y) -> JSONResponse:
+            body = await self.service().geojson(z, x, y)
+            return JSONResponse(body, media_type="application/geo+json", headers=CACHE)
+
+        @app.get(
+            "/imagery/{z}/{x}/{y}.png", dependencies=guard, response_class=Response, summary="The imagery"
+        )
+        async def imagery_png(z: int = Z, x: int = X, y: int = Y) -> Response:
+            return Response(await self.service().imagery(z, x, y), media_type=PNG, headers=CACHE)
+
+        @app.get("/tilejson.json", dependencies=guard, summary="TileJSON 3.0 of the field tiles")
+        async def tilejson(request: Request) -> dict[str, Any]:
+            return self.service().tilejson(_base(request), _key_query(request))
+
+        @app.get("/map", dependencies=guard, response_class=HTMLResponse, summary="A Leaflet map")
+        async def map_page(request: Request) -> HTMLResponse:
+            meta = self.service().tilejson(_base(request), _key_query(request))
+            return HTMLResponse(_map_html(meta))
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def _key_query(request: Request) -> str:
+    key = request.query_params.get("api_key")
+    return f"api_key={key}" if key else ""
+
+
+def _asset(name: str) -> str:
+    return (files("magseg") / "assets" / "leaflet" / name).read_text(encoding="utf-8")
+
+
+def _map_html(meta: dict[str, Any]) -> str:
+    w, s, e, n = meta["bounds"]
+    return f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>magseg fields</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>{_asset("leaflet.css")}</style><style>html,body,#map{{height:100%;margin:0}}</style>
+</head><body><div id="map"></div><script>{_asset("leaflet.js")}</script>
+<script>
+const meta = {json.dumps(meta)};
+const map = L.map('map', {{minZoom: meta.minzoom, maxZoom: meta.maxzoom}})
+  .fitBounds([[{s}, {w}], [{n}, {e}]]);
+if (map.getZoom() < meta.minzoom) map.setZoom(meta.minzoom);
+const imagery = L.tileLayer(meta.imagery, {{maxZoom: meta.maxzoom, attribution: 'imagery: catalog'}}).addTo(map);
+const fields = L.tileLayer(meta.tiles[0], {{maxZoom: meta.maxzoom, opacity: 0.6, attribution: 'fields: magseg'}}).addTo(map);
+L.control.layers(null, {{imagery: imagery, fields: fields}}).addTo(map);
+</script></body></html>
+"""

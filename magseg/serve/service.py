@@ -1,0 +1,116 @@
+"""One server replica's state: the catalog, the grid-tile computer and what a tile request needs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import replace
+from typing import Any
+
+import morecantile
+import pystac
+import shapely
+
+from magseg.errors import EmptyInputError
+from magseg.inference.meta import resolve_config
+from magseg.mapping.pipeline import estimate_boundary_scale, tile_items
+from magseg.mapping.plan import plan_region, utm_epsg
+from magseg.refine.boundary import OrientedBoundary, load_boundary_model
+from magseg.serve.compute import Generate, TileComputer
+from magseg.serve.config import ServeConfig
+from magseg.serve.render import class_png, fields_geojson, imagery_png
+from magseg.serve.xyz import check_tile, tile_lonlat_bounds
+from magseg.stac import item_footprint, open_catalog
+
+__all__ = ["TileService"]
+
+
+class TileService:
+    """Answers tile requests for one catalog and model; built once per server replica."""
+
+    def __init__(self, config: ServeConfig, generate: Generate) -> None:
+        self.config = config
+        self.catalog = open_catalog(config.stac)
+        self.search: dict[str, Any] = {
+            "datetime": config.datetime,
+            "collections": config.collections,
+            "max_cloud": config.max_cloud,
+        }
+        items = self.catalog.search(**self.search, limit=1000)
+        if not items:
+            raise EmptyInputError(f"{config.stac} holds no items matching {self.search}: nothing to serve")
+        extent = shapely.union_all([item_footprint(it) for it in items])
+        self.bounds: tuple[float, float, float, float] = tuple(extent.bounds)  # type: ignore[assignment]
+        centre = extent.centroid
+        self.epsg = config.epsg or utm_epsg(centre.x, centre.y)
+        inference, _ = resolve_config(config.model)
+        refine = config.refine
+        if config.boundary is None and refine.boundary_scale is None:
+            # one scale for every tile ever served, estimated like the region job's, over the catalog
+            plan = plan_region(
+                self.bounds,
+                gsd=config.gsd,
+                tile_px=config.tile_px,
+                margin_px=config.margin_px,
+                epsg=self.epsg,
+            )
+            sample = list(tile_items(plan, items)) if plan.n_tiles <= 10_000 else []
+            refine = replace(refine, boundary_scale=estimate_boundary_scale(sample, config.gsd, config.asset))
+        self.refine = refine
+        boundary = (
+            load_boundary_model(config.boundary)
+            if config.boundary
+            else OrientedBoundary(gsd=config.gsd, scale=refine.boundary_scale)
+        )
+        self.computer = TileComputer(
+            self.catalog,
+            generate,
+            inference,
+            epsg=self.epsg,
+            gsd=config.gsd,
+            tile_px=config.tile_px,
+            margin_px=config.margin_px,
+            refine=refine,
+            boundary=boundary,
+            search=self.search,
+            asset=config.asset,
+            cache_tiles=config.cache_tiles,
+            cache_dir=config.cache_dir,
+            max_grid_tiles=config.max_grid_tiles,
+        )
+
+    def tile(self, z: int, x: int, y: int) -> morecantile.Tile:
+        return check_tile(z, x, y, self.config.min_zoom, self.config.max_zoom)
+
+    async def png(self, z: int, x: int, y: int) -> bytes:
+        tile = self.tile(z, x, y)
+        layer = await self.computer.layer(tile_lonlat_bounds(tile))
+        return await asyncio.to_thread(class_png, layer, tile)
+
+    async def geojson(self, z: int, x: int, y: int) -> dict[str, Any]:
+        tile = self.tile(z, x, y)
+        layer = await self.computer.layer(tile_lonlat_bounds(tile))
+        return await asyncio.to_thread(fields_geojson, layer, tile)
+
+    async def imagery(self, z: int, x: int, y: int) -> bytes:
+        tile = check_tile(z, x, y, 0, self.config.max_zoom)
+        items: list[pystac.Item] = await asyncio.to_thread(
+            self.catalog.search, tile_lonlat_bounds(tile), **self.search
+        )
+        return await asyncio.to_thread(imagery_png, items, tile, self.config.asset)
+
+    def tilejson(self, base_url: str, query: str = "") -> dict[str, Any]:
+        w, s, e, n = self.bounds
+        suffix = f"?{query}" if query else ""
+        return {
+            "tilejson": "3.0.0",
+            "name": "magseg fields",
+            "description": f"Fields mapped on request by {os.path.basename(self.config.model)} from {self.config.stac}",
+            "tiles": [f"{base_url}/tiles/{{z}}/{{x}}/{{y}}.png{suffix}"],
+            "vector_tiles_geojson": f"{base_url}/tiles/{{z}}/{{x}}/{{y}}.geojson{suffix}",
+            "imagery": f"{base_url}/imagery/{{z}}/{{x}}/{{y}}.png{suffix}",
+            "minzoom": self.config.min_zoom,
+            "maxzoom": self.config.max_zoom,
+            "bounds": [w, s, e, n],
+            "center": [(w + e) / 2, (s + n) / 2, max(self.config.min_zoom, 18)],
+        }
