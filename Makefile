@@ -5,7 +5,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= demo_out
 
-.PHONY: install stac-deps test lint pytest demo bench clean
+.PHONY: install test-deps test lint pytest demo bench clean
 
 # Create the venv when missing and install the project with its test needs. torch comes first, pinned to
 # the release with a local CPU build, so the project's own torch requirement installs nothing more.
@@ -18,16 +18,19 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# PostgreSQL 15 + PostGIS 3 from Debian for the tests' real pgstac server (skipped when present; needs root).
-stac-deps:
+# Debian packages the tests use (skipped when present; installing needs root): PostgreSQL 15 + PostGIS 3
+# for a real pgstac server, Chromium for the screenshot of the tile server's map.
+test-deps:
 	stac/pgstac.sh install
+	command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 lint: install
 	$(VENV)/bin/ruff check magseg tests benchmarks
 	$(VENV)/bin/ruff format --check magseg tests benchmarks
 	$(VENV)/bin/mypy
 
-pytest: install stac-deps
+pytest: install test-deps
 	$(VENV)/bin/pytest -q
 
 test: lint pytest

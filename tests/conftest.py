@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -127,3 +128,29 @@ def region(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[float]]
     w, s, e, n = shapely.union_all([shape(it.geometry) for it in items]).bounds
     dx, dy = (e - w) * 0.2, (n - s) * 0.2
     return root, [w + dx, s + dy, e - 1.5 * dx, n - 1.5 * dy]
+
+
+#: The region tests' tiling: small tiles, so a couple of hundred patches cover several tiles and seams.
+REGION_TILING = {"tile_px": 128, "margin_px": 64, "batch_size": 32}
+
+
+def region_config(region: tuple[Path, list[float]], out: Path, **extra: object) -> Any:
+    """The MapConfig of the region tests: the bundled model over ``region``'s bbox, small tiles."""
+    from magseg.bundled import BUNDLED_MODEL
+    from magseg.mapping.config import MapConfig
+
+    root, bbox = region
+    base = {"bbox": bbox, "stac": str(root), "out": str(out), "model": str(BUNDLED_MODEL), "progress": False}
+    return MapConfig(**{**base, **REGION_TILING, **extra})
+
+
+@pytest.fixture(scope="session")
+def region_run(region: tuple[Path, list[float]], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The region job's run folder over ``region`` (with a .gpkg export beside it)."""
+    from magseg.mapping.pipeline import run_region
+
+    out = tmp_path_factory.mktemp("run") / "out"
+    export = out.parent / "fields.gpkg"
+    summary = run_region(region_config(region, out, export=str(export)), log=lambda _: None)
+    assert summary["timings"]["tiles_run_now"] == summary["tiles"]["planned"] >= 4
+    return out

@@ -22,6 +22,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("eval", "Evaluate a model on labelled scenes: the seed's tables, ablations and baselines."),
     "plan": ("plan", "Plan a region: tiles, patches, tokens and GPU-hours for a bounding box."),
     "map": ("map", "Map the fields of a bbox from STAC imagery on Ray into a partitioned fiboa layer."),
+    "serve": (
+        "serve",
+        "Serve fields as XYZ tiles computed on request (Ray Serve): PNG, GeoJSON, TileJSON, map.",
+    ),
     "stac": ("stac", "Catalog tooling: ingest COGs or items into a STAC API or a stac-geoparquet file."),
     "demo": ("demo", "Show what exists end to end on a synthetic scene."),
 }

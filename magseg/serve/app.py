@@ -56,14 +56,22 @@ class PatchModel:
     """The model: patches from concurrent tile requests are generated together (``@serve.batch``)."""
 
     def __init__(
-        self, model: str, threads: int = 1, max_batch_size: int = 32, batch_wait_timeout_s: float = 0.02
+        self,
+        model: str,
+        engine: str = "hf",
+        threads: int = 1,
+        max_batch_size: int = 32,
+        batch_wait_timeout_s: float = 0.02,
     ):
         import torch
 
         from magseg.inference import Predictor
 
         torch.set_num_threads(max(int(threads), 1))
-        self.predictor = Predictor.from_pretrained(model, batch_size=max_batch_size)
+        if engine == "vllm":  # a batch of patches from many tiles: vLLM's prefix cache shares each scene
+            self.predictor = Predictor.from_vllm(model)
+        else:
+            self.predictor = Predictor.from_pretrained(model, batch_size=max_batch_size)
         self.__call__.set_max_batch_size(max_batch_size)  # type: ignore[attr-defined]
         self.__call__.set_batch_wait_timeout_s(batch_wait_timeout_s)  # type: ignore[attr-defined]
 
@@ -98,7 +106,9 @@ def build_app(args: dict[str, Any]) -> serve.Application:
         # room for a full batch from every tile in flight (Serve's default of 5 would cap batches at 5)
         max_ongoing_requests=max(config.max_ongoing_requests, 2 * config.max_batch_size),
         **scaling,
-    ).bind(config.model, config.model_threads, config.max_batch_size, config.batch_wait_timeout_s)
+    ).bind(
+        config.model, config.engine, config.model_threads, config.max_batch_size, config.batch_wait_timeout_s
+    )
     key = config.api_key()
     actor: dict[str, Any] = {"num_cpus": config.server_cpus}
     if key:  # the key travels to the replicas, which do not see the driver's environment

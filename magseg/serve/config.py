@@ -22,6 +22,7 @@ class ServeConfig:
 
     stac: str
     model: str = str(BUNDLED_MODEL)
+    engine: str = "hf"  # hf (transformers, CPU or GPU) | vllm (GPU replicas)
     collections: list[str] | None = None
     datetime: str | None = None
     max_cloud: float | None = None
@@ -61,6 +62,8 @@ class ServeConfig:
         for name in ("cache_tiles", "max_grid_tiles", "model_replicas", "server_replicas", "max_batch_size"):
             if int(getattr(self, name)) < 1:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.engine not in ("hf", "vllm"):
+            raise InputError(f"engine {self.engine!r} is not one of hf, vllm")
         if self.tile_px % 64 or self.margin_px < 0:
             raise InputError(f"tile_px {self.tile_px} must be a multiple of 64 and margin_px >= 0")
 

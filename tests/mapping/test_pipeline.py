@@ -11,23 +11,12 @@ import time
 from pathlib import Path
 
 import geopandas as gpd
-import pytest
 import shapely
 
 from magseg.bundled import BUNDLED_MODEL
 from magseg.mapping import read_partitioned
-from magseg.mapping.config import MapConfig
 from magseg.mapping.pipeline import run_region
-
-# small tiles: a couple of hundred patches of the bundled model cover several tiles and their seams
-TILING = {"tile_px": 128, "margin_px": 64, "batch_size": 32}
-
-
-def config(region: tuple[Path, list[float]], out: Path, **extra: object) -> MapConfig:
-    root, bbox = region
-    return MapConfig(
-        bbox=bbox, stac=str(root), out=str(out), model=str(BUNDLED_MODEL), progress=False, **TILING, **extra
-    )  # type: ignore[arg-type]
+from tests.conftest import region_config
 
 
 def layer_rows(out: Path) -> list[tuple[str, str, bytes]]:
@@ -35,25 +24,16 @@ def layer_rows(out: Path) -> list[tuple[str, str, bytes]]:
     return sorted(zip(layer["id"], layer["class"], shapely.to_wkb(layer.geometry.to_numpy()), strict=True))
 
 
-@pytest.fixture(scope="module")
-def first_run(region: tuple[Path, list[float]], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("run") / "out"
-    export = out.parent / "fields.gpkg"
-    summary = run_region(config(region, out, export=str(export)), log=lambda _: None)
-    assert summary["timings"]["tiles_run_now"] == summary["tiles"]["planned"] >= 4
-    return out
-
-
 def test_run_writes_layer_export_pictures_and_summary(
-    first_run: Path, region: tuple[Path, list[float]]
+    region_run: Path, region: tuple[Path, list[float]]
 ) -> None:
-    summary = json.loads((first_run / "run.json").read_text())
+    summary = json.loads((region_run / "run.json").read_text())
     assert summary["tiles"]["finished"] == summary["tiles"]["planned"] == summary["tiles"]["ok"]
     assert summary["scenes"] and all(s.startswith("synth-21-") for s in summary["scenes"])
     assert summary["patches"] == summary["tiles"]["ok"] * (256 // 64) ** 2  # (128 + 2 * 64) px windows
     assert 0 <= summary["decode_valid_rate"] <= 1 and summary["model_patches_per_s"] > 0
     assert summary["versions"]["ray"] and summary["config"]["tile_px"] == 128
-    layer = read_partitioned(first_run / "fields")
+    layer = read_partitioned(region_run / "fields")
     assert len(layer) == summary["polygons"] > 0
     assert layer["id"].is_unique
     assert set(layer["determination:method"]) == {"auto-imagery"}
@@ -63,24 +43,24 @@ def test_run_writes_layer_export_pictures_and_summary(
     geoms = utm.geometry.to_numpy()
     left, right = shapely.STRtree(geoms).query(geoms, predicate="overlaps")
     assert shapely.area(shapely.intersection(geoms[left], geoms[right])).sum() < 1.0
-    exported = gpd.read_file(first_run.parent / "fields.gpkg")
+    exported = gpd.read_file(region_run.parent / "fields.gpkg")
     assert sorted(exported["id"]) == sorted(layer["id"])
-    assert (first_run / "quicklook.png").stat().st_size > 1000
-    html = (first_run / "map.html").read_text()
+    assert (region_run / "quicklook.png").stat().st_size > 1000
+    html = (region_run / "map.html").read_text()
     assert "L.map(" in html and "L.geoJSON" in html and layer["id"].iloc[0] in html
 
 
 def test_rerun_skips_finished_tiles_and_keeps_the_layer(
-    first_run: Path, region: tuple[Path, list[float]]
+    region_run: Path, region: tuple[Path, list[float]]
 ) -> None:
-    before = layer_rows(first_run)
-    summary = run_region(config(region, first_run), log=lambda _: None)
+    before = layer_rows(region_run)
+    summary = run_region(region_config(region, region_run), log=lambda _: None)
     assert summary["timings"]["tiles_run_now"] == 0
-    assert layer_rows(first_run) == before
+    assert layer_rows(region_run) == before
 
 
 def test_sigkilled_run_resumes_to_the_same_polygons(
-    first_run: Path, region: tuple[Path, list[float]], tmp_path: Path
+    region_run: Path, region: tuple[Path, list[float]], tmp_path: Path
 ) -> None:
     root, bbox = region
     out = tmp_path / "killed"
@@ -107,11 +87,11 @@ def test_sigkilled_run_resumes_to_the_same_polygons(
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     done = len(list((out / "tiles").glob("[!.]*.json")))
-    planned = json.loads((first_run / "run.json").read_text())["tiles"]["planned"]
+    planned = json.loads((region_run / "run.json").read_text())["tiles"]["planned"]
     assert 2 <= done < planned, "the kill should land mid-run"
     assert not (out / "run.json").exists() and not (out / "fields").exists()
     rerun = subprocess.run([*argv, "--json"], env=env, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     summary = json.loads(rerun.stdout)
     assert summary["timings"]["tiles_run_now"] == planned - done
-    assert layer_rows(out) == layer_rows(first_run)
+    assert layer_rows(out) == layer_rows(region_run)

@@ -12,12 +12,10 @@ from pathlib import Path
 import pytest
 import shapely
 
-from magseg.bundled import BUNDLED_MODEL
 from magseg.mapping import read_partitioned
-from magseg.mapping.config import MapConfig
 from magseg.mapping.pipeline import run_region
 from magseg.stac import open_catalog
-from tests.conftest import run_magseg
+from tests.conftest import region_config, run_magseg
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "stac" / "pgstac.sh"
@@ -85,10 +83,7 @@ def test_pgstac_and_embedded_runs_give_the_same_layer(
     root, bbox = region
     layers = []
     for name, stac in (("api", loaded), ("embedded", str(root))):
-        config = MapConfig(
-            bbox=bbox, stac=stac, out=str(tmp_path / name), model=str(BUNDLED_MODEL),
-            tile_px=128, margin_px=64, batch_size=32, progress=False,
-        )  # fmt: skip
+        config = region_config(region, tmp_path / name, stac=stac)
         summary = run_region(config, log=lambda _: None)
         assert summary["tiles"]["ok"] == summary["tiles"]["planned"]
         layer = read_partitioned(tmp_path / name / "fields")

@@ -1,0 +1,42 @@
+"""`magseg serve`: the on-request tile server (Ray Serve) on this machine or a Ray cluster."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command(name="serve")
+@click.option("--stac", default=None, help="STAC API URL, stac-geoparquet file, or a magseg synth folder.")
+@click.option("--model", default=None, help="Model folder (default: the bundled tiny-magseg).")
+@click.option("--collection", "collections", multiple=True, help="STAC collection to serve (repeatable).")
+@click.option("--boundary", default=None, help="Trained boundary model folder (default: image fallback).")
+@click.option("--config", "config_path", default=None, help="YAML ServeConfig (its keys; flags win).")
+@click.option("--host", default=None, help="Bind address (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="HTTP port (default 8000).")
+@click.option("--address", default=None, help="Ray cluster address (default: a local Ray).")
+def command(
+    stac: str | None,
+    model: str | None,
+    collections: tuple[str, ...],
+    boundary: str | None,
+    config_path: str | None,
+    host: str | None,
+    port: int | None,
+    address: str | None,
+) -> None:
+    """Serve /tiles/{z}/{x}/{y}.png|.geojson, /tilejson.json, /map computed on request; Ctrl-C stops."""
+    import ray
+    from ray import serve
+
+    from magseg.serve.app import build_app
+    from magseg.serve.config import load_serve_config
+
+    given = {"stac": stac, "model": model, "collections": list(collections) or None, "boundary": boundary}
+    config = load_serve_config(config_path, **given, host=host, port=port)
+    ray.init(address=address or "local", include_dashboard=False, configure_logging=False)
+    serve.start(http_options={"host": config.host, "port": config.port})
+    app = build_app(config.to_dict())
+    click.echo(
+        f"magseg tiles: http://{config.host}:{config.port}/map (docs at /docs); Ctrl-C stops", err=True
+    )
+    serve.run(app, name="magseg-tiles", route_prefix="/", blocking=True)
