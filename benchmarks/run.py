@@ -1,6 +1,6 @@
 """Run magseg's benchmarks and print each as a ratio to bare primitives or a baseline timed in the same run.
 
-Usage: `make bench` or `.venv/bin/python benchmarks/run.py [--only codec,refine] [--quick] [--json FILE]`.
+Usage: `make bench` or `.venv/bin/python benchmarks/run.py [--only codec,refine,region,serve] [--quick] [--json FILE]`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ SECTIONS = {
     "codec": "benchmarks.codec_bench",
     "refine": "benchmarks.refine_bench",
     "region": "benchmarks.region_bench",
+    "serve": "benchmarks.serve_bench",
 }
 
 

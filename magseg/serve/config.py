@@ -36,6 +36,7 @@ class ServeConfig:
     min_zoom: int = 17  # below: the tile holds too many model windows to compute on request (4xx)
     max_zoom: int = 22
     cache_tiles: int = 1024  # grid tiles kept in memory per server replica
+    cache_responses: int = 8192  # rendered tile bodies (PNG, GeoJSON) kept in memory per server replica
     cache_dir: str | None = None  # also keep computed grid tiles on disk (a region run folder layout)
     max_grid_tiles: int = 64  # most grid tiles one request may compute (request size limit)
     api_key_env: str = "MAGSEG_API_KEY"  # when this variable is set, requests must carry its value
@@ -59,7 +60,14 @@ class ServeConfig:
             self.refine = RefineSettings(**self.refine)
         if not 0 <= self.min_zoom <= self.max_zoom <= 24:
             raise InputError(f"need 0 <= min_zoom ({self.min_zoom}) <= max_zoom ({self.max_zoom}) <= 24")
-        for name in ("cache_tiles", "max_grid_tiles", "model_replicas", "server_replicas", "max_batch_size"):
+        for name in (
+            "cache_tiles",
+            "cache_responses",
+            "max_grid_tiles",
+            "model_replicas",
+            "server_replicas",
+            "max_batch_size",
+        ):
             if int(getattr(self, name)) < 1:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.engine not in ("hf", "vllm"):

@@ -55,7 +55,11 @@ class TileRoutes:
         @app.get("/healthz", summary="Liveness and readiness")
         async def healthz() -> dict[str, Any]:
             service = self.service()
-            return {"status": "ok", "grid_tiles_cached": service.computer.cached}
+            return {
+                "status": "ok",
+                "grid_tiles_cached": service.computer.cached,
+                "responses_cached": service.responses_cached,
+            }
 
         @app.get(
             "/tiles/{z}/{x}/{y}.png", dependencies=guard, response_class=Response, summary="Classes, coloured"
@@ -63,10 +67,15 @@ class TileRoutes:
         async def tile_png(z: int = Z, x: int = X, y: int = Y) -> Response:
             return Response(await self.service().png(z, x, y), media_type=PNG, headers=CACHE)
 
-        @app.get("/tiles/{z}/{x}/{y}.geojson", dependencies=guard, summary="Fields in the tile, clipped")
-        async def tile_geojson(z: int = Z, x: int = X, y: int = Y) -> JSONResponse:
+        @app.get(
+            "/tiles/{z}/{x}/{y}.geojson",
+            dependencies=guard,
+            response_class=Response,
+            summary="Fields, clipped",
+        )
+        async def tile_geojson(z: int = Z, x: int = X, y: int = Y) -> Response:
             body = await self.service().geojson(z, x, y)
-            return JSONResponse(body, media_type="application/geo+json", headers=CACHE)
+            return Response(body, media_type="application/geo+json", headers=CACHE)
 
         @app.get(
             "/imagery/{z}/{x}/{y}.png", dependencies=guard, response_class=Response, summary="The imagery"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+from collections import OrderedDict
 from dataclasses import replace
 from typing import Any
 
@@ -62,6 +64,7 @@ class TileService:
             if config.boundary
             else OrientedBoundary(gsd=config.gsd, scale=refine.boundary_scale)
         )
+        self._responses: OrderedDict[tuple[str, int, int, int], bytes] = OrderedDict()
         self.computer = TileComputer(
             self.catalog,
             generate,
@@ -79,18 +82,34 @@ class TileService:
             max_grid_tiles=config.max_grid_tiles,
         )
 
+    @property
+    def responses_cached(self) -> int:
+        return len(self._responses)
+
     def tile(self, z: int, x: int, y: int) -> morecantile.Tile:
         return check_tile(z, x, y, self.config.min_zoom, self.config.max_zoom)
 
     async def png(self, z: int, x: int, y: int) -> bytes:
-        tile = self.tile(z, x, y)
-        layer = await self.computer.layer(tile_lonlat_bounds(tile))
-        return await asyncio.to_thread(class_png, layer, tile)
+        return await self._rendered("png", self.tile(z, x, y))
 
-    async def geojson(self, z: int, x: int, y: int) -> dict[str, Any]:
-        tile = self.tile(z, x, y)
+    async def geojson(self, z: int, x: int, y: int) -> bytes:
+        return await self._rendered("geojson", self.tile(z, x, y))
+
+    async def _rendered(self, kind: str, tile: morecantile.Tile) -> bytes:
+        """A tile's response body, rendered once: repeated tiles cost a dictionary lookup."""
+        key = (kind, tile.z, tile.x, tile.y)
+        if key in self._responses:
+            self._responses.move_to_end(key)
+            return self._responses[key]
         layer = await self.computer.layer(tile_lonlat_bounds(tile))
-        return await asyncio.to_thread(fields_geojson, layer, tile)
+        if kind == "png":
+            body = await asyncio.to_thread(class_png, layer, tile)
+        else:
+            body = json.dumps(await asyncio.to_thread(fields_geojson, layer, tile)).encode()
+        self._responses[key] = body
+        while len(self._responses) > self.config.cache_responses:
+            self._responses.popitem(last=False)
+        return body
 
     async def imagery(self, z: int, x: int, y: int) -> bytes:
         tile = check_tile(z, x, y, 0, self.config.max_zoom)
