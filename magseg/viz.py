@@ -1,9 +1,12 @@
-"""Quick-look pictures: class colours over imagery, instance outlines, and side-by-side panels."""
+"""Quick-look pictures: class colours over imagery, instance outlines, side-by-side panels; Leaflet for offline maps."""
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Sequence
+from functools import lru_cache
+from importlib.resources import files
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -52,3 +55,18 @@ def panels(path: str | os.PathLike[str], items: Sequence[tuple[str, np.ndarray]]
         x += tile.width + 4
     with atomic_path(path) as tmp:
         sheet.save(tmp, format="PNG")
+
+
+@lru_cache(maxsize=1)
+def leaflet_inline() -> tuple[str, str]:
+    """Leaflet's (css, js), shipped in magseg/assets/leaflet, for pages that must work offline.
+
+    The layer-control icons are inlined as data URLs, since an inlined stylesheet has no folder to
+    resolve ``images/...`` against.
+    """
+    folder = files("magseg") / "assets" / "leaflet"
+    css = (folder / "leaflet.css").read_text(encoding="utf-8")
+    for name in ("layers-2x.png", "layers.png"):
+        data = base64.b64encode((folder / name).read_bytes()).decode()
+        css = css.replace(f"url(images/{name})", f"url(data:image/png;base64,{data})")
+    return css, (folder / "leaflet.js").read_text(encoding="utf-8")

@@ -6,7 +6,6 @@ import base64
 import io
 import json
 import os
-from importlib.resources import files
 from pathlib import Path
 
 import geopandas as gpd
@@ -18,7 +17,7 @@ from magseg.atomic import atomic_path
 from magseg.classes import CLASS_COLOURS, CLASS_NAMES
 from magseg.mapping.plan import RegionPlan
 from magseg.mapping.store import RunStore
-from magseg.viz import overlay
+from magseg.viz import leaflet_inline, overlay
 
 __all__ = ["mosaic_thumbnails", "write_html_map", "write_quicklook"]
 
@@ -75,10 +74,6 @@ def _png_data_url(rgb_or_rgba: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _asset(name: str) -> str:
-    return (files("magseg") / "assets" / "leaflet" / name).read_text(encoding="utf-8")
-
-
 def write_html_map(
     path: str | os.PathLike[str],
     layer: gpd.GeoDataFrame,
@@ -102,10 +97,11 @@ def write_html_map(
         shown = shown.iloc[:0]
     geojson = json.loads(shown[["id", "class", "metrics:area", "geometry"]].to_json(drop_id=True))
     colours = {name: "#" + bytes(CLASS_COLOURS[i][:3]).hex() for i, name in enumerate(CLASS_NAMES)}
+    css, js = leaflet_inline()
     page = _TEMPLATE.format(
         title=title,
-        css=_asset("leaflet.css"),
-        js=_asset("leaflet.js"),
+        css=css,
+        js=js,
         image=_png_data_url(image.transpose(1, 2, 0)),
         bounds=json.dumps([[lat0, lon0], [lat1, lon1]]),
         fields=json.dumps(geojson),

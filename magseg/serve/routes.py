@@ -5,7 +5,6 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Callable
-from importlib.resources import files
 from typing import Any
 
 from fastapi import Depends, FastAPI, Path, Request
@@ -13,6 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from magseg.serve.service import TileService
 from magseg.serve.xyz import TileRequestError
+from magseg.viz import leaflet_inline
 
 __all__ = ["TileRoutes"]
 
@@ -102,17 +102,14 @@ def _key_query(request: Request) -> str:
     return f"api_key={key}" if key else ""
 
 
-def _asset(name: str) -> str:
-    return (files("magseg") / "assets" / "leaflet" / name).read_text(encoding="utf-8")
-
-
 def _map_html(meta: dict[str, Any]) -> str:
     w, s, e, n = meta["bounds"]
+    css, js = leaflet_inline()
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>magseg fields</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<style>{_asset("leaflet.css")}</style><style>html,body,#map{{height:100%;margin:0}}</style>
-</head><body><div id="map"></div><script>{_asset("leaflet.js")}</script>
+<style>{css}</style><style>html,body,#map{{height:100%;margin:0}}</style>
+</head><body><div id="map"></div><script>{js}</script>
 <script>
 const meta = {json.dumps(meta)};
 const map = L.map('map', {{minZoom: meta.minzoom, maxZoom: meta.maxzoom}})
