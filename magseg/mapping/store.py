@@ -93,6 +93,10 @@ class RunStore:
                 np.savez_compressed(tmp, **arrays)  # type: ignore[arg-type]
         write_json(self.tiles / f"{tile_id}.json", {"tile": tile_id, **record})
 
+    def is_done(self, tile_id: str) -> bool:
+        """Whether one tile is finished (one file check, not a listing of the folder)."""
+        return (self.tiles / f"{tile_id}.json").is_file()
+
     def records(self) -> list[dict[str, Any]]:
         """The finished tiles' records, sorted by tile id."""
         return [json.loads((self.tiles / f"{t}.json").read_text()) for t in sorted(self.done())]

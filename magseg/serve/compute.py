@@ -147,7 +147,7 @@ class TileComputer:
         return frame
 
     async def _load_or_compute(self, tile: Tile) -> gpd.GeoDataFrame:
-        if self.store is not None and tile.id in self.store.done():
+        if self.store is not None and self.store.is_done(tile.id):
             frames = await asyncio.to_thread(self.store.pieces, [tile.id])
             return frames[0] if frames else _empty(self.epsg)
         frame, record = await self._compute(tile)

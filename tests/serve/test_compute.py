@@ -1,0 +1,62 @@
+"""TileComputer without Serve: grid tiles computed once, shared by concurrent requests, kept on disk."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import shapely
+
+from magseg.codec import encode
+from magseg.inference.meta import InferenceConfig
+from magseg.mapping.tile import RefineSettings
+from magseg.model.generate import Request
+from magseg.refine.boundary import OrientedBoundary
+from magseg.serve.compute import TileComputer
+from magseg.stac import open_catalog
+
+FIELD_EVERYWHERE = encode(np.ones((8, 8), dtype=np.uint8))
+
+
+def computer(root: Path, cache_dir: Path | None, calls: list[int]) -> TileComputer:
+    async def generate(_: Request) -> tuple[str, int]:
+        calls.append(1)
+        return FIELD_EVERYWHERE, 9
+
+    return TileComputer(
+        open_catalog(root),
+        generate,
+        InferenceConfig(patch=64, grid=8, context_size=64),
+        epsg=32643,
+        gsd=0.5,
+        tile_px=128,
+        margin_px=64,
+        refine=RefineSettings(boundary_scale=20.0),
+        boundary=OrientedBoundary(gsd=0.5, scale=20.0),
+        search={},
+        cache_dir=str(cache_dir) if cache_dir else None,
+    )
+
+
+def test_grid_tiles_are_computed_once_and_reused_from_disk(
+    region: tuple[Path, list[float]], tmp_path: Path
+) -> None:
+    root, bbox = region
+    w, s, e, n = bbox
+    box = (w, s, w + (e - w) / 3, s + (n - s) / 3)
+    calls: list[int] = []
+    first = computer(root, tmp_path / "cache", calls)
+
+    async def twice() -> list:
+        return await asyncio.gather(first.layer(box), first.layer(box))  # concurrent: one computation
+
+    a, b = asyncio.run(twice())
+    assert first.computed >= len(first.grid_tiles(box)) and len(calls) == first.computed * 16
+    assert len(a) > 0 and a["id"].tolist() == b["id"].tolist() and a["id"].is_unique
+    again = computer(root, tmp_path / "cache", calls)
+    before = len(calls)
+    c = asyncio.run(again.layer(box))
+    assert again.computed == 0 and len(calls) == before  # everything came from the disk cache
+    assert sorted(c["id"]) == sorted(a["id"])
+    assert shapely.equals(shapely.union_all(c.geometry.to_numpy()), shapely.union_all(a.geometry.to_numpy()))
