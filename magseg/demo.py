@@ -18,18 +18,20 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import numpy as np
 import shapely
 from shapely.geometry import shape
 
 from magseg.atomic import atomic_path
 from magseg.bundled import BUNDLED_MODEL
-from magseg.evaluate.scoring import ScenePair, pooled_scores
+from magseg.evaluate.report import class_scores, versus_table
+from magseg.evaluate.run import evaluate_baselines, fit_baseline_classifier
+from magseg.evaluate.scoring import MethodScores
+from magseg.inference.meta import resolve_config
 from magseg.labels import rasterize_layer
 from magseg.mapping import read_partitioned
 from magseg.mapping.config import MapConfig
 from magseg.mapping.pipeline import run_region
-from magseg.metrics import format_table, mean_dice, scores_to_json
+from magseg.metrics import format_table
 from magseg.sources import list_scenes
 from magseg.stac import open_catalog
 from magseg.synth import write_dataset
@@ -45,15 +47,23 @@ class DemoConfig:
     progress: bool = True  # Ray Data's progress bars
 
 
-def score_layer(layer: gpd.GeoDataFrame, data: Path) -> tuple[dict[str, Any], float]:
-    """The seed's per-class scores and the pooled mean DICE of ``layer`` against every scene's truth."""
-    pairs, dice = [], []
+def score_layer(layer: gpd.GeoDataFrame, data: Path) -> dict[str, Any]:
+    """The seed's per-class scores, pixel DICE per class and the mean DICE of ``layer`` against every
+    scene's truth (the layout of `magseg eval`'s method summaries)."""
+    scores = MethodScores()
     for ref in list_scenes(data):
         truth = ref.load().labels
         pred = rasterize_layer(layer, truth.shape, truth.transform, truth.crs)
-        pairs.append(ScenePair(pred.instance, pred.semantic, truth.instance, truth.semantic))
-        dice.append(mean_dice(pred.semantic, truth.semantic))
-    return pooled_scores(pairs), float(np.mean(dice))
+        scores.add(pred.instance, pred.semantic, truth.instance, truth.semantic)
+    return scores.summary()
+
+
+def score_baselines(data: Path, config: DemoConfig) -> dict[str, Any]:
+    """Field everywhere and the pixel classifier (fitted on synthetic scenes of the training seed) on the same
+    scenes, at the bundled model's grid, with the default refinement."""
+    inference, _ = resolve_config(BUNDLED_MODEL)
+    classifier, _ = fit_baseline_classifier(None, data, config.gsd)
+    return evaluate_baselines(list_scenes(data), inference, classifier)
 
 
 def run_demo(
@@ -88,7 +98,8 @@ def run_demo(
     t2 = time.perf_counter()
     log("3/3 scoring the layer against the synthetic truth (rasterised onto each scene's grid)")
     layer = read_partitioned(run_dir / "fields")
-    scores, dice = score_layer(layer, data)
+    model = score_layer(layer, data)
+    baselines = score_baselines(data, config)
     summary = {
         "config": asdict(config),
         "area_km2": area,
@@ -100,17 +111,23 @@ def run_demo(
         "model_patches_per_s": run["model_patches_per_s"],
         "tokens_per_patch": run["tokens_per_patch"],
         "decode_valid_rate": run["decode_valid_rate"],
-        "mean_dice": dice,
-        "scores": scores_to_json(scores),
+        "mean_dice": model["mean_dice"],
+        "scores": model,
+        "baselines": baselines,
         "seconds": {"synth": t1 - t0, "map": t2 - t1, "total": time.perf_counter() - t0},
     }
     with atomic_path(out / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2, default=str))
     log(
-        "\nbundled tiny model over the region, refined, against the synthetic truth:\n" + format_table(scores)
+        "\nbundled tiny model over the region, refined, against the synthetic truth:\n"
+        + format_table(class_scores(model))
     )
     log(
-        f"\nmean DICE {dice:.3f}; {run['polygons']} polygons {run['polygons_by_class']}; "
+        "\nbeside the baselines (same scenes, same refinement, same scoring):\n"
+        + versus_table(model, baselines)
+    )
+    log(
+        f"\nmean DICE {model['mean_dice']:.3f}; {run['polygons']} polygons {run['polygons_by_class']}; "
         f"{run['patches']} patches at {run['model_patches_per_s'] or 0:.1f} patches/s, "
         f"{run['decode_valid_rate']:.1%} valid RRLE; {summary['seconds']['total']:.0f} s in all"
     )

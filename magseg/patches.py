@@ -52,3 +52,19 @@ def stitch(grids: Sequence[np.ndarray], layout: PatchLayout) -> np.ndarray:
     for grid, (x0, y0) in zip(grids, layout.origins(), strict=True):
         canvas[y0 : y0 + layout.patch, x0 : x0 + layout.patch] = grid_to_mask(grid, layout.patch)
     return canvas[: layout.height, : layout.width]
+
+
+def window_origin(x0: int, y0: int, height: int, width: int, window: int | None) -> tuple[int, int, int, int]:
+    """The scene window (wx, wy, w, h) a patch at (x0, y0) is predicted in.
+
+    Scenes larger than ``window`` (the scene size a model was trained on) are seen as windows of that
+    side at multiples of it, the last moved inward to end at the scene edge; a patch whose origin is a
+    multiple of the patch side (itself dividing ``window``) lies wholly inside its window. ``None`` or a
+    scene no larger than the window: the whole scene.
+    """
+    if window is None:
+        return 0, 0, width, height
+    w, h = min(window, width), min(window, height)
+    wx = min((x0 // w) * w, width - w)
+    wy = min((y0 // h) * h, height - h)
+    return wx, wy, w, h

@@ -7,6 +7,7 @@ import os
 from collections.abc import Sequence
 from functools import lru_cache
 from importlib.resources import files
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -70,3 +71,50 @@ def leaflet_inline() -> tuple[str, str]:
         data = base64.b64encode((folder / name).read_bytes()).decode()
         css = css.replace(f"url(images/{name})", f"url(data:image/png;base64,{data})")
     return css, (folder / "leaflet.js").read_text(encoding="utf-8")
+
+
+LINE_COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189))
+
+
+def line_chart_png(
+    series: dict[str, list[tuple[float, float]]],
+    path: str | os.PathLike[str],
+    *,
+    x_label: str = "",
+    title: str = "",
+    size: tuple[int, int] = (640, 400),
+) -> None:
+    """A line chart of (x, y) series with y in [0, 1] (scores), legend and axis ticks, written as PNG."""
+    width, height = size
+    left, right, top, bottom = 50, 170, 30, 40
+    img = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(img)
+    xs = [x for pts in series.values() for x, _ in pts] or [0.0, 1.0]
+    x_lo, x_hi = min(xs), max(max(xs), min(xs) + 1e-9)
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        fx = (x - x_lo) / (x_hi - x_lo)
+        return left + fx * (width - left - right), top + (1 - y) * (height - top - bottom)
+
+    for tick in np.linspace(0, 1, 6):
+        px, py = at(x_lo, float(tick))
+        draw.line([(left, py), (width - right, py)], fill=(225, 225, 225))
+        draw.text((8, py - 6), f"{tick:.1f}", fill="black")
+    for tick in np.linspace(x_lo, x_hi, 5):
+        px, py = at(float(tick), 0.0)
+        draw.text((px - 10, height - bottom + 6), f"{tick:g}", fill="black")
+    draw.rectangle([left, top, width - right, height - bottom], outline="black")
+    draw.text((left, 8), title, fill="black")
+    draw.text(((width - right) // 2, height - 16), x_label, fill="black")
+    for i, (name, pts) in enumerate(series.items()):
+        colour = LINE_COLOURS[i % len(LINE_COLOURS)]
+        coords = [at(x, y) for x, y in sorted(pts)]
+        if len(coords) > 1:
+            draw.line(coords, fill=colour, width=2)
+        for cx, cy in coords:
+            draw.ellipse([cx - 3, cy - 3, cx + 3, cy + 3], fill=colour)
+        ly = top + 16 * i
+        draw.line([(width - right + 10, ly + 6), (width - right + 30, ly + 6)], fill=colour, width=3)
+        draw.text((width - right + 36, ly), name, fill="black")
+    with atomic_path(Path(path)) as tmp:
+        img.save(tmp, format="PNG")

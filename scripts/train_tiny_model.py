@@ -1,33 +1,61 @@
-"""Recipe of the bundled tiny MAgSeg model: synth scenes -> samples -> tiny Gemma3 -> SFT (-> GRPO) -> bundle.
+"""Recipe of the bundled tiny MAgSeg model: synth scenes + real NAIP tiles -> samples -> tiny Gemma3 ->
+pre-alignment of the vision tower -> SFT (-> GRPO) -> bundle.
 
-`OMP_NUM_THREADS=1 .venv/bin/python scripts/train_tiny_model.py --work runs/tiny --sft-steps 2500
-[--grpo-steps N] [--bundle magseg/assets/tiny-magseg]`; each stage is skipped when its output exists, so
-a stopped run resumes at the stage it was in. The bundle stage evaluates SFT (and GRPO) on held-out
-synthetic scenes (seed 99, never used in training) and writes the model card with those numbers.
+`.venv/bin/python scripts/train_tiny_model.py --work runs/tiny --naip ../shared/data/naip-fields
+--bundle magseg/assets/tiny-magseg`; each stage is skipped when its output exists, so a stopped run resumes
+at the stage it was in (SFT resumes from its last checkpoint). The bundle stage evaluates on held-out
+synthetic scenes (seed 99, 1024 px, never used in training) and on the NAIP validation tiles (never trained
+on), draws the learning curve over the SFT checkpoints and writes the model card.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 from magseg.atomic import atomic_dir
-from magseg.evaluate import comparison_table, run_eval
+from magseg.evaluate import comparison_table, evaluate_scenes, run_eval
+from magseg.inference import Predictor
 from magseg.inference.meta import write_model_card_meta
 from magseg.model import build_tiny_gemma3
 from magseg.samples import SampleConfig, write_samples
+from magseg.sources import list_scenes
 from magseg.synth import write_dataset
-from magseg.train import config_from_dict, run_grpo, run_sft
+from magseg.train import config_from_dict, run_align, run_grpo, run_sft
+from magseg.viz import line_chart_png
 
 TRAIN_SEED = 1
 HELDOUT_SEED = 99  # evaluation scenes: a seed never used in training
-SAMPLES = SampleConfig(patch=64, grid=8, per_scene=64, context_size=64, with_crop=True)
+#: One prompt format; synthetic scenes drawn class-balanced, NAIP patches mostly labelled (0 = not annotated).
+SYNTH = SampleConfig(patch=64, grid=8, per_scene=64, context_size=64, with_crop=True, window=512,
+                     balance=0.5, augment=True, jitter=0.1)  # fmt: skip
+NAIP = SampleConfig(**{**SYNTH.__dict__, "per_scene": 192, "balance": 0.0, "min_labelled": 0.6})
 WEIGHTS = ("model.safetensors", "config.json", "generation_config.json")
 PROCESSOR = ("processor_config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
+
+
+def naip_split(root: Path) -> tuple[list[str], list[str]]:
+    """The NAIP tiles to train on and to validate on: sorted ids, the first three (shipped in tests/data)
+    and every fourth after them are validation."""
+    ids = [ref.scene_id for ref in list_scenes(root)]
+    val = set(ids[:3] + ids[3::4])
+    return [i for i in ids if i not in val], [i for i in ids if i in val]
+
+
+def link_tiles(root: Path, ids: list[str], out: Path) -> Path:
+    """A folder of symlinks to some tiles of an images/ + masks/ folder (with their sidecar files)."""
+    with atomic_dir(out) as tmp:
+        for sub in ("images", "masks"):
+            (tmp / sub).mkdir()
+            for path in sorted((root / sub).iterdir()):
+                if path.name.split(".")[0] in ids or any(path.name.startswith(i + ".") for i in ids):
+                    os.symlink(path.resolve(), tmp / sub / path.name)
+    return out
 
 
 def _final(run: Path) -> Path:
@@ -49,17 +77,58 @@ def bundled_report(report: dict[str, Any], grpo_helps: bool) -> dict[str, Any]:
     return {**report["compare"], **shared, "compare": {k: v for k, v in grpo.items() if k not in shared}}
 
 
-def bundle(work: Path, dest: Path, steps: dict[str, int]) -> None:
+def learning_curve(work: Path, heldout: Path, naip_val: Path | None) -> list[dict[str, Any]]:
+    """Held-out mean DICE and fields mIoU of every SFT checkpoint (1 synthetic scene, 1 NAIP tile)."""
+    path = work / "curve.json"
+    points: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
+    done = {p["step"] for p in points}
+    state = (
+        json.loads((work / "sft" / "trainer_state.json").read_text())
+        if (work / "sft" / "trainer_state.json").exists()
+        else {}
+    )
+    seconds = float(json.loads((work / "align" / "align_history.json").read_text())[-1]["seconds"])
+    per_step = state.get("train_runtime", 0.0) / max(state.get("global_step", 1), 1)
+    ckpts = sorted(work.glob("sft/checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    for ckpt in ckpts:
+        step = int(ckpt.name.split("-")[1])
+        if step in done:
+            continue
+        point: dict[str, Any] = {"step": step, "cpu_hours": (seconds + per_step * step) * 2 / 3600}
+        predictor = Predictor.from_pretrained(ckpt, batch_size=16)
+        syn = evaluate_scenes(list_scenes(heldout)[:1], predictor)
+        point["synth_mean_dice"], point["synth_fields_miou"] = (
+            syn["mean_dice"],
+            syn["classes"]["field"]["mean_iou"],
+        )
+        if naip_val is not None:
+            real = evaluate_scenes(list_scenes(naip_val)[:1], predictor)
+            point["naip_fields_miou"] = real["classes"]["field"]["mean_iou"]
+        print(f"curve {point}", flush=True)
+        points.append(point)
+        path.write_text(json.dumps(sorted(points, key=lambda p: p["step"]), indent=2))
+    return sorted(points, key=lambda p: p["step"])
+
+
+def bundle(work: Path, dest: Path, naip_val: Path | None, steps: dict[str, int]) -> None:
     """Evaluate on held-out scenes, then copy the best model + processor + card into ``dest``."""
     heldout = work / "heldout"
     if not heldout.exists():
-        write_dataset(heldout, 4, 512, 0.5, HELDOUT_SEED, cloud_fraction=0.3)
+        write_dataset(heldout, 4, 1024, 0.5, HELDOUT_SEED, cloud_fraction=0.3)
     sft, grpo = _final(work / "sft"), work / "grpo"
     has_grpo = (grpo / "model.safetensors").exists()
     report: dict[str, Any] = run_eval(heldout, _final(grpo) if has_grpo else sft, compare=sft if has_grpo else None,
-                                      context_size=SAMPLES.context_size, batch_size=16)  # fmt: skip
+                                      batch_size=16)  # fmt: skip
     table = comparison_table(report)
     print(table, flush=True)
+    naip_report: dict[str, Any] | None = None
+    naip_table = "(no NAIP validation tiles given)"
+    if naip_val is not None:
+        train_tiles = work / "naip-train"
+        naip_report = run_eval(naip_val, sft, train_data=train_tiles, batch_size=16)
+        naip_table = comparison_table(naip_report)
+        print(naip_table, flush=True)
+    points = learning_curve(work, heldout, naip_val)
     # GRPO is kept only if it does not lower held-out mean DICE (the training reward can rise just by
     # sharpening sampling; held-out greedy DICE is what counts)
     grpo_helps = has_grpo and report["mean_dice"] >= report["compare"]["mean_dice"]
@@ -71,35 +140,64 @@ def bundle(work: Path, dest: Path, steps: dict[str, int]) -> None:
             elif (work / "base" / name).exists():
                 shutil.copy2(work / "base" / name, tmp / name)
         write_model_card_meta(
-            tmp, SAMPLES, extra={"train_seed": TRAIN_SEED, "heldout_seed": HELDOUT_SEED, **steps}
+            tmp,
+            SYNTH,
+            extra={
+                "train_seed": TRAIN_SEED,
+                "heldout_seed": HELDOUT_SEED,
+                **steps,
+                "stage": "grpo" if grpo_helps else "sft",
+            },  # fmt: skip
         )
         (tmp / "eval.json").write_text(json.dumps(bundled_report(report, grpo_helps), indent=2, default=str))
-        (tmp / "README.md").write_text(MODEL_CARD.format(table=table, **steps))
+        if naip_report is not None:
+            (tmp / "eval_naip.json").write_text(json.dumps(naip_report, indent=2, default=str))
+        (tmp / "learning_curve.json").write_text(json.dumps(points, indent=2))
+        series = {k: [(p["step"], p[k]) for p in points if k in p]
+                  for k in ("synth_mean_dice", "synth_fields_miou", "naip_fields_miou")}  # fmt: skip
+        line_chart_png(series, tmp / "learning_curve.png", x_label="SFT step", title="held-out, greedy")
+        (tmp / "README.md").write_text(
+            MODEL_CARD.format(
+                table=table, naip_table=naip_table, stage="grpo" if grpo_helps else "sft", **steps
+            )
+        )
     print(f"bundled {chosen} -> {dest}", flush=True)
 
 
 MODEL_CARD = """# tiny-magseg
 
 A ~4.8M-parameter Gemma3-architecture image-text-to-text model trained from scratch on magseg's synthetic
-smallholder landscapes, bundled so the demo and the tests have a real model that writes RRLE masks. It is a
-toy: it shows the method end to end on CPU, it is not a field mapper for real imagery.
+smallholder landscapes and 20 real NAIP tiles, bundled so the demo and the tests have a real model that
+writes RRLE masks. It is small: it shows the method end to end on CPU.
 
-Recipe (one command; each stage resumes): `OMP_NUM_THREADS=1 .venv/bin/python scripts/train_tiny_model.py
---work runs/tiny --sft-steps {sft_steps} --grpo-steps {grpo_steps} --bundle magseg/assets/tiny-magseg`
-- data: `magseg synth` seed 1, 160 scenes of 512 px at 0.5 m (karnal); samples p = 64 px, g = 8, 64 per scene,
-  scene context 64 px + patch crop 64 px (one image token per 8 px cell);
+Recipe (one command; each stage resumes): `.venv/bin/python scripts/train_tiny_model.py --work runs/tiny
+--naip ../shared/data/naip-fields --align-steps {align_steps} --sft-steps {sft_steps} --grpo-steps {grpo_steps}
+--bundle magseg/assets/tiny-magseg`
+- data: `magseg synth` seed 1, 160 scenes of 512 px at 0.5 m (karnal), 64 samples each, class-balanced
+  (half the patches over a pixel of a non-majority class), random flips/turns and colour jitter; NAIP
+  (1 m): 20 training tiles (`naip_split` in the script holds 10 out), 192 samples each from 512 px windows,
+  patches at least 60% labelled (0 there means "not annotated"). p = 64 px, g = 8, scene context 64 px
+  + patch crop 64 px (one image token per 8 px cell); scenes larger than 512 px are seen as 512 px windows
+  in training and inference alike (`window` in magseg.json);
 - model: `magseg.model.build_tiny_gemma3` defaults (SigLIP 128 x 4 layers, text 256 x 4 layers, 64 image tokens);
-- SFT: full fine-tuning (`preset: tiny`), lr 2e-3 cosine, batch 8, {sft_steps} steps, CPU;
+- pre-alignment (`magseg.train.align`): {align_steps} steps, vision tower + projector trained so that each
+  crop token predicts its cell's class through a throwaway linear head (class-weighted cross-entropy);
+- SFT: full fine-tuning of the language model (vision frozen), lr 2e-3 cosine, batch 8, {sft_steps} steps, CPU;
 - GRPO: {grpo_steps} steps from the SFT model, reward mean DICE, 4 prompts x 4 rollouts, beta 0.04, lr 1e-4.
 
-Bundled weights: **{stage}** (GRPO is kept only when it does not lower held-out mean DICE; in the table
-"model" is the GRPO checkpoint and "compare" the SFT one when GRPO ran).
+Bundled weights: **{stage}**. Learning curve: `learning_curve.png` (`learning_curve.json`).
 
-Held-out evaluation (`magseg synth` seed 99, 4 scenes of 512 px, greedy decoding, refinement with the
-image fallback; `eval.json` holds every figure):
+Held-out synthetic scenes (`magseg synth` seed 99, 4 scenes of 1024 px, greedy, image-fallback refinement;
+`eval.json`):
 
 ```
 {table}
+```
+
+NAIP validation tiles (never trained on; pixel classifier fitted on the 20 training tiles; `eval_naip.json`):
+
+```
+{naip_table}
 ```
 """
 
@@ -107,40 +205,51 @@ image fallback; `eval.json` holds every figure):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--work", type=Path, default=Path("runs/tiny"))
+    ap.add_argument("--naip", type=Path, default=None, help="naip-fields folder (images/ + masks/)")
     ap.add_argument("--scenes", type=int, default=160)
-    ap.add_argument("--per-scene", type=int, default=64)
-    ap.add_argument("--sft-steps", type=int, default=6000)
+    ap.add_argument("--align-steps", type=int, default=1500)
+    ap.add_argument("--sft-steps", type=int, default=3000)
     ap.add_argument("--grpo-steps", type=int, default=0)
     ap.add_argument("--bundle", type=Path, default=None, help="copy the final model + card here")
     args = ap.parse_args()
-    w = args.work
+    w = args.work.resolve()
     t0 = time.time()
     if not (w / "synth").exists():
         write_dataset(w / "synth", args.scenes, 512, 0.5, TRAIN_SEED, cloud_fraction=0.3)
         print(f"[{time.time() - t0:.0f}s] synth done", flush=True)
+    sources, configs = [w / "synth"], [SYNTH]
+    naip_val = None
+    if args.naip is not None:
+        train_ids, val_ids = naip_split(args.naip)
+        if not (w / "naip-train").exists():
+            link_tiles(args.naip, train_ids, w / "naip-train")
+            link_tiles(args.naip, val_ids, w / "naip-val")
+        sources.append(w / "naip-train")
+        configs.append(NAIP)
+        naip_val = w / "naip-val"
     if not (w / "samples").exists():
-        cfg = SampleConfig(**{**SAMPLES.__dict__, "per_scene": args.per_scene})
-        write_samples([w / "synth"], w / "samples", cfg, seed=TRAIN_SEED, val_fraction=0.05)
+        write_samples(sources, w / "samples", configs, seed=TRAIN_SEED, val_fraction=0.03)
         print(f"[{time.time() - t0:.0f}s] samples done", flush=True)
     if not (w / "base").exists():
         build_tiny_gemma3(w / "base", seed=0)
     base = {"preset": "tiny", "model": str(w / "base"), "data": str(w / "samples"), "seed": 0}
-    if not (w / "sft" / "config.json").exists() and not (w / "sft" / "adapter_config.json").exists():
-        sft = {
-            "max_steps": args.sft_steps,
-            "save_steps": 500,
-            "logging_steps": 50,
-            "output_dir": str(w / "sft"),
-        }
-        run_sft(config_from_dict({**base, "sft": sft}))
+    if not (w / "align" / "model.safetensors").exists():
+        align = {"steps": args.align_steps, "output_dir": str(w / "align")}
+        run_align(config_from_dict({**base, "eval_split": "val", "align": align}),
+                  log=lambda e: print(f"[{time.time() - t0:.0f}s] align {e}", flush=True))  # fmt: skip
+    if not (w / "sft" / "config.json").exists():
+        sft = {"max_steps": args.sft_steps, "save_steps": 500, "logging_steps": 50,
+               "output_dir": str(w / "sft"), "freeze_vision": True}  # fmt: skip
+        run_sft(config_from_dict({**base, "model": str(w / "align"), "sft": sft}))
         print(f"[{time.time() - t0:.0f}s] sft done", flush=True)
     if args.grpo_steps > 0 and not (w / "grpo" / "config.json").exists():
         grpo = {"init": str(w / "sft"), "max_steps": args.grpo_steps, "save_steps": 100, "logging_steps": 10,
                 "output_dir": str(w / "grpo")}  # fmt: skip
-        run_grpo(config_from_dict({**base, "grpo": grpo}))
+        run_grpo(config_from_dict({**base, "model": str(w / "align"), "grpo": grpo}))
         print(f"[{time.time() - t0:.0f}s] grpo done", flush=True)
     if args.bundle is not None:
-        bundle(w, args.bundle, {"sft_steps": args.sft_steps, "grpo_steps": args.grpo_steps})
+        steps = {"align_steps": args.align_steps, "sft_steps": args.sft_steps, "grpo_steps": args.grpo_steps}
+        bundle(w, args.bundle, naip_val, steps)
 
 
 if __name__ == "__main__":

@@ -31,3 +31,16 @@ def test_stitch_of_coarse_grids_is_blocky() -> None:
     out = stitch(grids, layout)
     assert out.shape == (64, 64)
     assert (out[:, :16] == 0).all() and (out[:, 24:] == 1).all()  # edge snapped to the 8 px cells
+
+
+def test_window_origin_holds_every_patch() -> None:
+    from magseg.patches import window_origin
+
+    for height, width in [(1024, 1024), (1000, 700), (512, 512), (300, 300)]:
+        for x0 in [*range(0, width - 63, 64), width - 64]:
+            for y0 in [*range(0, height - 63, 64), height - 64]:
+                wx, wy, w, h = window_origin(x0, y0, height, width, 512)
+                assert (w, h) == (min(512, width), min(512, height))
+                assert wx <= x0 and x0 + 64 <= wx + w <= width
+                assert wy <= y0 and y0 + 64 <= wy + h <= height
+    assert window_origin(600, 100, 1024, 1024, None) == (0, 0, 1024, 1024)

@@ -8,7 +8,7 @@ from magseg.evaluate.baselines import (
     synthetic_training_scenes,
     to_patch_grid,
 )
-from magseg.evaluate.report import comparison_table, format_report
+from magseg.evaluate.report import comparison_table, dice_table, format_report
 from magseg.evaluate.run import BUNDLED_MODEL, evaluate_scenes, fit_baseline_classifier, run_eval
 from magseg.evaluate.scoring import MethodScores, pooled_scores
 
@@ -17,6 +17,7 @@ __all__ = [
     "MethodScores",
     "PixelClassifier",
     "comparison_table",
+    "dice_table",
     "evaluate_scenes",
     "field_everywhere",
     "fit_baseline_classifier",

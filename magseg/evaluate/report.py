@@ -9,8 +9,13 @@ from magseg.metrics import ClassScores, format_table
 
 
 def class_scores(summary: dict[str, Any]) -> dict[str, ClassScores]:
-    """The per-class entries of a method summary, back as ClassScores."""
-    return {name: ClassScores(**summary[name]) for name in CLASS_NAMES[1:] if name in summary}
+    """The per-class instance entries of a method summary, back as ClassScores (pixel DICE left out)."""
+    keys = set(ClassScores.__dataclass_fields__)
+    return {
+        name: ClassScores(**{k: v for k, v in summary[name].items() if k in keys})
+        for name in CLASS_NAMES[1:]
+        if name in summary and keys <= set(summary[name])
+    }
 
 
 def _num(value: float | None, fmt: str = ".3f") -> str:
@@ -64,6 +69,37 @@ def comparison_table(report: dict[str, Any]) -> str:
     return "\n".join(line.rstrip() for line in out)
 
 
+def dice_table(report: dict[str, Any]) -> str:
+    """Pixel DICE per class (pooled over scenes), one line per method: a collapse to one class shows."""
+    names = list(CLASS_NAMES[1:])
+    lines = [["method", *names]]
+    for label, s in _rows(report):
+        if "refinement off" in label:
+            continue
+        lines.append([label, *(_num(s.get(n, {}).get("dice")) for n in names)])
+    return _align(lines)
+
+
+def _align(lines: list[list[str]]) -> str:
+    """Rows of cells as a fixed-width table: first column left, the rest right, a rule under the header."""
+    widths = [max(len(r[i]) for r in lines) for i in range(len(lines[0]))]
+    out = ["  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)])
+           for r in lines]  # fmt: skip
+    out.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(line.rstrip() for line in out)
+
+
+def versus_table(model: dict[str, Any], baselines: dict[str, Any]) -> str:
+    """Mean DICE, fields mIoU / median / F1 and pixel DICE per class: the model, then each baseline."""
+    names = list(CLASS_NAMES[1:])
+    lines = [["method", "mean DICE", "field mIoU", "field med", "field F1", *(f"{n} DICE" for n in names)]]
+    for label, s in [("model", model), *((k.replace("_", " "), v) for k, v in baselines.items())]:
+        f = s.get("field", {})
+        lines.append([label, _num(s["mean_dice"]), _num(f.get("mean_iou")), _num(f.get("median_iou")),
+                      _num(f.get("f1")), *(_num(s.get(n, {}).get("dice")) for n in names)])  # fmt: skip
+    return _align(lines)
+
+
 def format_report(report: dict[str, Any]) -> str:
     """The whole text report of `magseg eval`."""
     cfg = report["config"]
@@ -82,6 +118,9 @@ def format_report(report: dict[str, Any]) -> str:
         "",
         "ablation and baselines (same scenes, same refinement and scoring):",
         comparison_table(report),
+        "",
+        "pixel DICE per class (refined, pooled over scenes; '-': class in neither mask):",
+        dice_table(report),
     ]
     if "compare" in report:
         head.append(f"compare = {report['compare']['model']}")

@@ -23,7 +23,7 @@ from magseg.evaluate.baselines import (
     to_patch_grid,
 )
 from magseg.evaluate.scoring import MethodScores
-from magseg.inference import Predictor
+from magseg.inference import InferenceConfig, Predictor
 from magseg.metrics import mean_dice
 from magseg.model import resolve_model_path
 from magseg.refine import BoundaryModel, load_boundary_model, refine
@@ -87,6 +87,53 @@ def _score_pair(
     scores[1].add(plain.instance, plain.semantic, truth.instance, truth.semantic)
 
 
+Baselines = dict[str, tuple[MethodScores, MethodScores]]
+
+
+def _new_baselines(classifier: PixelClassifier | None) -> Baselines:
+    names = ["field_everywhere"] + (["pixel_classifier"] if classifier is not None else [])
+    return {name: (MethodScores(), MethodScores()) for name in names}
+
+
+def _score_baselines(
+    baselines: Baselines,
+    scene: LabelledScene,
+    prob: np.ndarray,
+    gsd: float,
+    config: InferenceConfig,
+    classifier: PixelClassifier | None,
+) -> None:
+    """Each baseline's mask at the model's grid, refined and scored like the model's."""
+    for name, (refined, raw) in baselines.items():
+        if name == "field_everywhere":
+            semantic = field_everywhere(scene.shape)
+        else:
+            assert classifier is not None
+            semantic = to_patch_grid(classifier.predict(scene.image), config)
+        _score_pair((refined, raw), semantic, scene, prob, gsd, config.patch // config.grid)
+
+
+def _baseline_summaries(baselines: Baselines) -> dict[str, Any]:
+    return {
+        name: {**refined.summary(), "refinement_off": raw.summary()}
+        for name, (refined, raw) in baselines.items()
+    }
+
+
+def evaluate_baselines(
+    scenes: Sequence[SceneRef], config: InferenceConfig, classifier: PixelClassifier | None
+) -> dict[str, Any]:
+    """The baselines alone over ``scenes`` (at ``config``'s grid, default refinement): for reports that
+    score a model another way (the demo scores its region layer)."""
+    baselines = _new_baselines(classifier)
+    for ref in scenes:
+        scene = ref.load()
+        gsd = scene_gsd(scene.labels)
+        prob = load_boundary_model(None, gsd=gsd).predict(scene.image)
+        _score_baselines(baselines, scene, prob, gsd, config, classifier)
+    return _baseline_summaries(baselines)
+
+
 def evaluate_scenes(
     scenes: Sequence[SceneRef],
     predictor: Predictor,
@@ -104,9 +151,7 @@ def evaluate_scenes(
     if not scenes:
         raise InputError("no scenes to evaluate; give a folder of labelled scenes")
     runs = [_ModelRun(predictor)] + ([_ModelRun(compare)] if compare is not None else [])
-    baselines = {"field_everywhere": (MethodScores(), MethodScores())}
-    if classifier is not None:
-        baselines["pixel_classifier"] = (MethodScores(), MethodScores())
+    baselines = _new_baselines(classifier)
     refine_s = 0.0
     for i, ref in enumerate(scenes):
         scene = ref.load()
@@ -130,21 +175,11 @@ def evaluate_scenes(
                     f"{ref.scene_id} [{i + 1}/{len(scenes)}] {Path(run.predictor.name).name}: "
                     f"{pred.n_patches} patches, {pred.patches_per_s:.1f} patches/s, valid {pred.valid_rate:.0%}"
                 )
-        snap = predictor.config.patch // predictor.config.grid
-        for name, (refined, raw) in baselines.items():
-            if name == "field_everywhere":
-                semantic = field_everywhere(scene.shape)
-            else:
-                assert classifier is not None
-                semantic = to_patch_grid(classifier.predict(scene.image), predictor.config)
-            _score_pair((refined, raw), semantic, scene, prob, gsd, snap)
+        _score_baselines(baselines, scene, prob, gsd, predictor.config, classifier)
     report = runs[0].summary()
     if compare is not None:
         report["compare"] = runs[1].summary()
-    report["baselines"] = {
-        name: {**refined.summary(), "refinement_off": raw.summary()}
-        for name, (refined, raw) in baselines.items()
-    }
+    report["baselines"] = _baseline_summaries(baselines)
     report["n_scenes"] = len(scenes)
     report["refine_s"] = refine_s
     return report

@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from magseg.metrics import ClassScores, mean_dice, score_instances, scores_to_json
+from magseg.classes import CLASS_NAMES
+from magseg.metrics import ClassScores, dice_per_class, mean_dice, score_instances, scores_to_json
 
 
 @dataclass
@@ -55,6 +56,7 @@ class MethodScores:
 
     pairs: list[ScenePair] = field(default_factory=list)
     dice: list[float] = field(default_factory=list)
+    counts: np.ndarray = field(default_factory=lambda: np.zeros((len(CLASS_NAMES), 3), dtype=np.int64))
 
     def add(
         self,
@@ -73,11 +75,24 @@ class MethodScores:
         )
         # per scene at full resolution over the classes present in either mask, then averaged
         self.dice.append(mean_dice(pred_class, true_class))
+        self.counts += dice_per_class(pred_class, true_class, len(CLASS_NAMES))
+
+    def class_dice(self) -> dict[str, float]:
+        """Pixel DICE per class pooled over all scenes, for classes in the truth or the prediction."""
+        inter, n_pred, n_true = self.counts[:, 0], self.counts[:, 1], self.counts[:, 2]
+        return {
+            name: float(2 * inter[c] / (n_pred[c] + n_true[c]))
+            for c, name in enumerate(CLASS_NAMES)
+            if c > 0 and n_pred[c] + n_true[c] > 0
+        }
 
     def summary(self) -> dict[str, Any]:
-        """{class name: scores..., "mean_dice": float} (scores_to_json's layout plus mean DICE)."""
+        """{class name: scores..., "mean_dice": float}: scores_to_json's layout, each class with its pooled
+        pixel DICE (key ``dice``), plus the per-scene mean DICE."""
         if not self.pairs:
             raise ValueError("no scene was scored")
         out: dict[str, Any] = dict(scores_to_json(pooled_scores(self.pairs)))
+        for name, value in self.class_dice().items():
+            out[name] = {**out.get(name, {}), "dice": value}
         out["mean_dice"] = float(np.mean(self.dice))
         return out

@@ -30,10 +30,13 @@ class InferenceConfig:
     crop_size: int | None = None  # the patch crop is resized to this side (None: its own p pixels)
     with_crop: bool = True  # the patch crop is given as a second image
     jpeg_quality: int = 90  # images pass through JPEG as the samples' images did
+    window: int | None = None  # scenes larger than this are predicted as windows of this side
 
     def check(self) -> None:
         if self.patch < 1 or self.grid < 1 or self.grid > self.patch:
             raise InputError(f"need 1 <= grid ({self.grid}) <= patch ({self.patch}); fix --patch/--grid")
+        if self.window is not None and (self.window < self.patch or self.window % self.patch):
+            raise InputError(f"window ({self.window}) must be a multiple of the patch ({self.patch})")
         if self.context_size < 1 or (self.crop_size is not None and self.crop_size < 1):
             raise InputError("context and crop sizes must be positive pixel counts")
 
@@ -46,6 +49,7 @@ class InferenceConfig:
             crop_size=config.crop_size,
             with_crop=config.with_crop,
             jpeg_quality=config.jpeg_quality,
+            window=config.window,
         )
 
     @classmethod

@@ -17,7 +17,7 @@ from magseg.errors import InputError
 from magseg.inference.engine import CountingHFEngine, Engine, generate_counted
 from magseg.inference.meta import InferenceConfig, resolve_config
 from magseg.model.generate import Request
-from magseg.patches import PatchLayout, stitch
+from magseg.patches import PatchLayout, stitch, window_origin
 from magseg.prompts import PatchSpec, user_turn
 
 # The very encoder the samples were built with, so inference images are the same JPEG bytes.
@@ -100,21 +100,31 @@ def check_scene_image(image: np.ndarray) -> np.ndarray:
 
 
 def scene_requests(image: np.ndarray, config: InferenceConfig) -> tuple[list[PatchSpec], list[Request]]:
-    """One request per patch, built exactly as magseg.samples builds a training sample's prompt."""
+    """One request per patch, built exactly as magseg.samples builds a training sample's prompt.
+
+    A scene larger than the model's window is seen window by window (magseg.patches.window_origin):
+    each patch's context image and box are those of its window, as in training. The specs keep the
+    patch's position in the whole scene.
+    """
     arr = check_scene_image(image)
     height, width = arr.shape[1:]
     hwc = np.ascontiguousarray(arr.transpose(1, 2, 0))
-    context = _as_pil(encode_jpeg(hwc, config.context_size, config.jpeg_quality))
+    contexts: dict[tuple[int, int, int, int], Image.Image] = {}
     specs: list[PatchSpec] = []
     requests: list[Request] = []
     for x0, y0 in patch_origins(height, width, config.patch):
-        spec = PatchSpec(x0, y0, config.patch, width, height, config.grid)
-        images = [context]
+        win = window_origin(x0, y0, height, width, config.window)
+        wx, wy, w, h = win
+        if win not in contexts:
+            view = np.ascontiguousarray(hwc[wy : wy + h, wx : wx + w])
+            contexts[win] = _as_pil(encode_jpeg(view, config.context_size, config.jpeg_quality))
+        local = PatchSpec(x0 - wx, y0 - wy, config.patch, w, h, config.grid)
+        images = [contexts[win]]
         if config.with_crop:
             crop = hwc[y0 : y0 + config.patch, x0 : x0 + config.patch]
             images.append(_as_pil(encode_jpeg(crop, config.crop_size, config.jpeg_quality)))
-        specs.append(spec)
-        requests.append((images, [user_turn(spec, with_crop=config.with_crop)]))
+        specs.append(PatchSpec(x0, y0, config.patch, width, height, config.grid))
+        requests.append((images, [user_turn(local, with_crop=config.with_crop)]))
     return specs, requests
 
 

@@ -11,6 +11,7 @@ from PIL import Image
 
 from magseg.codec import encode, mask_to_grid
 from magseg.prompts import PatchSpec, assistant_turn, user_turn
+from magseg.samples.draw import colour_jitter, dihedral, draw_patch, draw_window
 from magseg.sources import LabelledScene
 
 
@@ -26,12 +27,21 @@ class SampleConfig:
     with_crop: bool = True  # also give the model the patch crop as a second image
     grid_method: str = "majority"
     jpeg_quality: int = 90
+    window: int | None = None  # scenes larger than this are cut to random windows of this side first
+    balance: float = 0.0  # share of patches placed over a pixel of a non-majority class
+    min_labelled: float = 0.0  # redraw patches with less labelled (class > 0) share: sparse labels
+    augment: bool = False  # random flip/90° turn of the window, image and mask together
+    jitter: float = 0.0  # colour jitter strength (gain, offset, contrast), 0 = none
 
     def check(self) -> None:
         if self.patch < 1 or self.grid < 1 or self.grid > self.patch:
             raise ValueError(f"need 1 <= grid ({self.grid}) <= patch ({self.patch})")
         if self.per_scene < 1:
             raise ValueError(f"per_scene must be >= 1, got {self.per_scene}")
+        if self.window is not None and (self.window < self.patch or self.window % self.patch):
+            raise ValueError(f"window ({self.window}) must be a multiple of the patch ({self.patch})")
+        if not (0.0 <= self.balance <= 1.0 and 0.0 <= self.min_labelled <= 1.0):
+            raise ValueError("balance and min_labelled are shares in [0, 1]")
 
 
 @dataclass
@@ -70,20 +80,59 @@ def patch_target(
     return encode(mask_to_grid(window, grid, method=method))  # type: ignore[arg-type]
 
 
+def _plain(config: SampleConfig) -> bool:
+    """True when samples are drawn as before windows, balance and augmentation existed (same draws)."""
+    return (
+        config.window is None
+        and config.balance == 0
+        and config.min_labelled == 0
+        and not (config.augment or config.jitter)
+    )
+
+
+def _view(
+    scene: LabelledScene, config: SampleConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """The scene window a sample is drawn from, augmented: (H, W, 3) image and (H, W) class mask."""
+    height, width = scene.shape
+    wx, wy, w, h = draw_window(height, width, config.window, rng)
+    image = scene.image[:, wy : wy + h, wx : wx + w]
+    semantic = scene.labels.semantic[wy : wy + h, wx : wx + w]
+    if config.augment:
+        op = int(rng.integers(0, 8))
+        image, semantic = dihedral(image, op), dihedral(semantic, op)
+    image = colour_jitter(image, rng, config.jitter)
+    return np.ascontiguousarray(image.transpose(1, 2, 0)), semantic
+
+
 def scene_samples(scene: LabelledScene, config: SampleConfig, rng: np.random.Generator) -> list[Sample]:
-    """Draw ``config.per_scene`` samples from one scene (top-left corners uniform over valid positions)."""
+    """Draw ``config.per_scene`` samples from one scene.
+
+    Plain configs draw top-left corners uniformly over the whole scene. With a window, balance or
+    augmentation each sample first draws its own (augmented) scene window, then its patch in it.
+    """
     config.check()
     height, width = scene.shape
     if height < config.patch or width < config.patch:
         raise ValueError(f"scene {scene.scene_id} is {height}x{width}, smaller than the patch {config.patch}")
-    hwc = np.ascontiguousarray(scene.image.transpose(1, 2, 0))
-    context = encode_jpeg(hwc, config.context_size, config.jpeg_quality)
+    plain = _plain(config)
+    if plain:
+        hwc = np.ascontiguousarray(scene.image.transpose(1, 2, 0))
+        semantic = scene.labels.semantic
+        context = encode_jpeg(hwc, config.context_size, config.jpeg_quality)
     samples = []
     for _ in range(config.per_scene):
-        x0 = int(rng.integers(0, width - config.patch + 1))
-        y0 = int(rng.integers(0, height - config.patch + 1))
-        spec = PatchSpec(x0, y0, config.patch, width, height, config.grid)
-        target = patch_target(scene.labels.semantic, x0, y0, config.patch, config.grid, config.grid_method)
+        if plain:
+            x0 = int(rng.integers(0, width - config.patch + 1))
+            y0 = int(rng.integers(0, height - config.patch + 1))
+        else:
+            hwc, semantic = _view(scene, config, rng)
+            context = encode_jpeg(hwc, config.context_size, config.jpeg_quality)
+            x0, y0 = draw_patch(
+                semantic, config.patch, rng, balance=config.balance, min_labelled=config.min_labelled
+            )
+        spec = PatchSpec(x0, y0, config.patch, hwc.shape[1], hwc.shape[0], config.grid)
+        target = patch_target(semantic, x0, y0, config.patch, config.grid, config.grid_method)
         images = [context]
         if config.with_crop:
             crop = hwc[y0 : y0 + config.patch, x0 : x0 + config.patch]

@@ -34,10 +34,15 @@ def _write_split(rows: list[dict], path: Path) -> None:
         shard.to_parquet(str(path / f"{path.name}-{i:05d}.parquet"))
 
 
+def _format(config: SampleConfig) -> tuple:
+    """What a model's prompts depend on: samples of one folder must agree on it."""
+    return (config.patch, config.grid, config.context_size, config.crop_size, config.with_crop, config.window)
+
+
 def write_samples(
     sources: Sequence[str | os.PathLike[str]],
     out: str | os.PathLike[str],
-    config: SampleConfig,
+    config: SampleConfig | Sequence[SampleConfig],
     seed: int = 0,
     val_fraction: float = 0.0,
     overwrite: bool = False,
@@ -46,19 +51,29 @@ def write_samples(
     """Draw samples from every scene of every source folder and write OUT/{train,val}/*.parquet + samples.json.
 
     Reproducible per seed: scene i of the sorted scene list draws from its own generator (seed, i), so adding
-    a source folder does not change the samples of the scenes before it.
+    a source folder does not change the samples of the scenes before it. ``config`` may be one config per
+    source (e.g. class balance for synthetic scenes, a labelled share for sparse real labels); they must
+    agree on the prompt format (patch, grid, context, crop, window).
     """
-    config.check()
+    configs = [config] * len(sources) if isinstance(config, SampleConfig) else list(config)
+    if len(configs) != len(sources):
+        raise InputError(f"got {len(configs)} sample configs for {len(sources)} sources; give one per source")
+    for cfg in configs:
+        cfg.check()
+        if _format(cfg) != _format(configs[0]):
+            raise InputError("sample configs of one folder must share patch, grid, context, crop and window")
     out_path = Path(out)
     if out_path.exists() and any(out_path.iterdir()) and not overwrite:
         raise InputError(f"{out_path}: exists and is not empty; choose a new --out or pass --overwrite")
     if not 0.0 <= val_fraction < 1.0:
         raise InputError(f"--val-fraction must be in [0, 1), got {val_fraction}")
-    refs: list[SceneRef] = [ref for src in sources for ref in list_scenes(src)]
+    refs: list[tuple[SceneRef, SampleConfig]] = [
+        (ref, cfg) for src, cfg in zip(sources, configs, strict=True) for ref in list_scenes(src)
+    ]
     splits: dict[str, list[dict]] = {"train": [], "val": []}
-    for i, ref in enumerate(refs):
+    for i, (ref, cfg) in enumerate(refs):
         rng = np.random.default_rng([seed, i])
-        samples: list[Sample] = scene_samples(ref.load(), config, rng)
+        samples: list[Sample] = scene_samples(ref.load(), cfg, rng)
         splits[_split_of(i, val_fraction, seed)].extend(s.as_row() for s in samples)
         if progress is not None:
             progress(i + 1, len(refs))
@@ -75,7 +90,8 @@ def write_samples(
             "sources": [str(Path(s).resolve()) for s in sources],
             "scenes": len(refs),
             "counts": counts,
-            "config": asdict(config),
+            "config": asdict(configs[0]),
+            "source_configs": [asdict(c) for c in configs],
         }
         (tmp / "samples.json").write_text(json.dumps(meta, indent=2))
     return counts

@@ -9,6 +9,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
+    "AlignSettings": "config",
+    "run_align": "align",
     "BoundaryConfig": "boundary",
     "BoundarySource": "boundary",
     "load_boundary_config": "boundary",
@@ -28,6 +30,8 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "AlignSettings",
+    "run_align",
     "BoundaryConfig",
     "BoundarySource",
     "GRPOSettings",
@@ -47,8 +51,10 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from magseg.train.align import run_align
     from magseg.train.boundary import BoundaryConfig, BoundarySource, load_boundary_config, run_boundary
     from magseg.train.config import (
+        AlignSettings,
         GRPOSettings,
         LoraSettings,
         SFTSettings,

@@ -45,6 +45,20 @@ class SFTSettings:
     logging_steps: int = 10
     save_steps: int = 500
     gradient_checkpointing: bool = False
+    freeze_vision: bool = False  # keep the vision tower + projector as given (e.g. after alignment)
+
+
+@dataclass
+class AlignSettings:
+    """Pre-alignment of a from-scratch vision tower (magseg.train.align): per-token cell classes."""
+
+    output_dir: str = "runs/align"
+    steps: int = 1500
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 50
+    logging_steps: int = 100
 
 
 @dataclass
@@ -86,6 +100,7 @@ class TrainConfig:
     dtype: str = "auto"  # model weights dtype when loading ("auto": the checkpoint's own)
     report_to: str = "none"
     lora: LoraSettings = field(default_factory=LoraSettings)
+    align: AlignSettings = field(default_factory=AlignSettings)
     sft: SFTSettings = field(default_factory=SFTSettings)
     grpo: GRPOSettings = field(default_factory=GRPOSettings)
 
@@ -114,7 +129,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
-_SECTIONS = {"lora": LoraSettings, "sft": SFTSettings, "grpo": GRPOSettings}
+_SECTIONS = {"lora": LoraSettings, "align": AlignSettings, "sft": SFTSettings, "grpo": GRPOSettings}
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

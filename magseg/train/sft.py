@@ -51,6 +51,10 @@ def build_sft_trainer(
     """The SFTTrainer run_sft trains (built separately so Ray glue and tests can inspect it)."""
     out = Path(output_dir or config.sft.output_dir)
     model, processor = load_for_training(config.model, config)
+    if config.sft.freeze_vision:
+        frozen = [*model.model.vision_tower.parameters(), *model.model.multi_modal_projector.parameters()]
+        for p in frozen:
+            p.requires_grad_(False)
     eval_ds = load_split(config, COLUMNS, config.eval_split) if config.eval_split else None
     return SFTTrainer(
         model=model,

@@ -27,7 +27,9 @@ def check_method(summary: dict[str, Any], n_truth: dict[str, int]) -> None:
     """Per-class scores (as `magseg score --json`) and mean DICE, all in range."""
     for name in CLASS_NAMES[1:]:
         scores = summary[name]
-        assert set(scores) == SCORE_KEYS
+        assert set(scores) - {"dice"} == SCORE_KEYS
+        if n_truth[name] > 0:  # pixel DICE, pooled over scenes, for every class in the truth
+            assert 0.0 <= scores["dice"] <= 1.0
         assert scores["n_truth"] == n_truth[name]  # every method is scored on the same truth
         for key in ("mean_iou", "median_iou", "fnr", "fpr", "precision", "recall", "f1"):
             assert scores[key] is None or 0.0 <= scores[key] <= 1.0
@@ -47,6 +49,19 @@ def test_report_has_every_key_in_range(report: dict[str, Any]) -> None:
         check_method(report["baselines"][name], n_truth)
         check_method(report["baselines"][name]["refinement_off"], n_truth)
     json.dumps(report)  # plain JSON types only
+
+
+def test_pixel_dice_per_class_is_pooled_over_scenes(report: dict[str, Any], synth_folder: Path) -> None:
+    from magseg.sources import list_scenes
+
+    # "field everywhere", refinement off, predicts every pixel field: DICE = 2|F| / (N + |F|), pooled
+    truths = [ref.load().labels.semantic for ref in list_scenes(synth_folder)]
+    fields = sum(int((t == 1).sum()) for t in truths)
+    pixels = sum(t.size for t in truths)
+    plain = report["baselines"]["field_everywhere"]["refinement_off"]
+    assert plain["field"]["dice"] == pytest.approx(2 * fields / (pixels + fields))
+    assert plain["tree"]["dice"] == 0.0  # trees in the truth, none predicted
+    assert "pixel DICE per class" in format_report(report)
 
 
 def test_compare_is_evaluated_identically(report: dict[str, Any]) -> None:

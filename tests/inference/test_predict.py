@@ -133,3 +133,25 @@ def test_predict_scene_with_a_tiny_model(model_dir: Path, synth_folder: Path) ->
     assert isinstance(engine, CountingHFEngine)
     plain = HFEngine(engine.model, engine.processor, max_new_tokens=MAX_NEW, batch_size=16)
     assert plain.generate(requests) == pred.texts
+
+
+def test_a_scene_larger_than_the_window_is_seen_window_by_window(synth_folder: Path) -> None:
+    scene = list_scenes(synth_folder)[0].load()
+    size = scene.shape[0]
+    half = size // 2
+    config = InferenceConfig(patch=64, grid=8, context_size=64, window=half)
+    specs, requests = scene_requests(scene.image, config)
+    assert [(s.x0, s.y0) for s in specs] == patch_origins(size, size, 64)  # whole-scene positions kept
+    # a patch of the bottom-right window is prompted exactly as the same patch of that window as a scene
+    quarter = scene.image[:, half:, half:]
+    k = next(i for i, s in enumerate(specs) if (s.x0, s.y0) == (half + 64, half))
+    _, alone = scene_requests(
+        np.ascontiguousarray(quarter), InferenceConfig(patch=64, grid=8, context_size=64)
+    )
+    assert requests[k][1] == alone[1][1]
+    for got, want in zip(requests[k][0], alone[1][0], strict=True):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    contexts = {id(r[0][0]) for r in requests}
+    assert len(contexts) == 4  # one context image per window, shared by its patches
+    with pytest.raises(InputError, match="multiple of the patch"):
+        InferenceConfig(patch=64, window=100).check()
