@@ -35,7 +35,9 @@ def command(
     data: str | None,
     local: bool,
 ) -> None:
-    """Train KIND (sft | grpo | boundary) from a job config.
+    """Train KIND (sft | grpo | boundary | align) from a job config.
+
+    align: pre-align a from-scratch vision tower (per-token cell classes) before sft; see magseg.train.align.
 
     By default a local Ray Train run (ray.init() on this machine, N workers, checkpoints in the ray
     storage, resumable by name); the same code runs on a cluster with `ray job submit ... jobs/KIND.py`.

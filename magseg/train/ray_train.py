@@ -27,6 +27,7 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "sft": ("magseg.train.sft", "build_sft_trainer", "run_sft"),
     "grpo": ("magseg.train.grpo", "build_grpo_trainer", "run_grpo"),
     "boundary": ("magseg.train.boundary", "", "run_boundary"),
+    "align": ("magseg.train.align", "", "run_align"),
 }
 
 #: Inside a Ray checkpoint: the HF checkpoint folder (RayTrainReportCallback's layout) or the final model.
@@ -141,8 +142,8 @@ def check_kind(kind: str, workers: int = 1) -> None:
         raise InputError(f"unknown training kind {kind!r}; use one of {', '.join(KINDS)}")
     if importlib.util.find_spec(KINDS[kind][0]) is None:
         raise InputError(f"{KINDS[kind][0]} does not exist in this magseg; update magseg")
-    if kind == "boundary" and workers > 1:  # run_boundary does not wrap its model in DDP
-        raise InputError(f"boundary training runs in one process; set ray.workers: 1, not {workers}")
+    if kind in ("boundary", "align") and workers > 1:  # neither wraps its model in DDP
+        raise InputError(f"{kind} training runs in one process; set ray.workers: 1, not {workers}")
 
 
 def _restore(scratch: Path) -> Path | None:
@@ -210,6 +211,11 @@ def train_loop(loop_config: dict[str, Any]) -> None:
             from magseg.train.ray_boundary import train_boundary
 
             resumed = train_boundary(config, restored, out, progress)
+        elif kind == "align":  # minutes long: a restarted run starts over
+            from magseg.train.align import run_align
+
+            run_align(config, out)
+            resumed = None
         else:
             resumed = _train_hf(kind, config, restored, out, progress)
         info = {

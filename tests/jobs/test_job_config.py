@@ -15,7 +15,7 @@ from magseg.train.ray_job import load_job_config
 from magseg.train.ray_train import RaySettings, check_kind, config_of, ray_settings, scaling_for
 from tests.jobs.conftest import REPO
 
-TRAINING = ("sft", "grpo", "boundary")
+TRAINING = ("sft", "grpo", "boundary", "align")
 CONFIGS = sorted(p for p in (REPO / "jobs" / "configs").glob("*.yaml") if p.stem.split("_")[0] in TRAINING)
 MAP_CONFIGS = sorted((REPO / "jobs" / "configs").glob("map_*.yaml"))
 CPU_ONLY = {"CPU": 2.0, "memory": 1e9}

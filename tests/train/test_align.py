@@ -77,3 +77,18 @@ def test_class_weights_favour_rare_classes() -> None:
     w = class_weights(targets, 6)
     assert w[0] == 0 and w[5] > w[2] > w[1] > 0
     assert torch.isclose(w[w > 0].mean(), torch.tensor(1.0))
+
+
+def test_align_runs_as_a_training_kind(tiny_model: Path, grid4_samples: Path, tmp_path: Path) -> None:
+    from magseg.train.ray_job import load_job_config, run_local
+
+    config, settings = load_job_config(
+        Path(__file__).resolve().parents[2] / "jobs/configs/align_tiny_cpu.yaml",
+        "align",
+        model=str(tiny_model),
+        data=str(grid4_samples),
+    )
+    config.align.output_dir = str(tmp_path / "aligned")
+    assert settings.workers == 1 and config.align.steps == 20
+    out = run_local("align", config)
+    assert out == tmp_path / "aligned" and (out / "model.safetensors").is_file()
