@@ -38,6 +38,23 @@ from magseg.samples import SampleConfig, write_samples
     show_default=True,
     help="Give the patch crop as a second image.",
 )
+@click.option(
+    "--window",
+    default=None,
+    type=int,
+    help="Cut larger scenes to random windows of this side (a multiple of p).",
+)
+@click.option(
+    "--balance", default=0.0, show_default=True, help="Share of patches placed over a non-majority class."
+)
+@click.option(
+    "--min-labelled",
+    default=0.0,
+    show_default=True,
+    help="Redraw patches less labelled than this share (labels where 0 means 'not annotated').",
+)
+@click.option("--augment", is_flag=True, help="Random flips / 90° turns (image and mask together).")
+@click.option("--jitter", default=0.0, show_default=True, help="Colour jitter strength (0 = none).")
 @click.option("--val-fraction", default=0.0, show_default=True, help="Fraction of scenes held out as val/.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty --out.")
@@ -50,11 +67,20 @@ def command(
     context_size: int,
     crop_size: int | None,
     with_crop: bool,
+    window: int | None,
+    balance: float,
+    min_labelled: float,
+    augment: bool,
+    jitter: float,
     val_fraction: float,
     seed: int,
     overwrite: bool,
 ) -> None:
-    """Draw random p x p patches (uniform top-left) and write prompt + RRLE samples that TRL reads directly."""
+    """Draw random p x p patches and write prompt + RRLE samples that TRL reads directly.
+
+    Top-left corners are uniform unless --balance / --min-labelled steer them; --window, --augment and
+    --jitter draw each sample from its own (augmented) scene window.
+    """
     config = SampleConfig(
         patch=patch,
         grid=grid,
@@ -62,6 +88,11 @@ def command(
         context_size=context_size,
         crop_size=crop_size,
         with_crop=with_crop,
+        window=window,
+        balance=balance,
+        min_labelled=min_labelled,
+        augment=augment,
+        jitter=jitter,
     )
     try:
         config.check()

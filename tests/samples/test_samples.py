@@ -80,3 +80,17 @@ def test_cli(labelled_folder: Path, tmp_path: Path) -> None:
                               "--patch", "8", "--grid", "16"])  # fmt: skip
     assert bad.exit_code != 0 and "grid" in bad.output
     assert not (tmp_path / "p").exists()
+
+
+def test_cli_sampling_options(labelled_folder: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    ok = runner.invoke(cli, ["samples", "--source", str(labelled_folder), "--out", str(tmp_path / "o"),
+                             "--patch", "32", "--per-scene", "4", "--window", "64", "--balance", "0.5",
+                             "--augment", "--jitter", "0.1"])  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+    meta = json.loads((tmp_path / "o" / "samples.json").read_text())["config"]
+    assert (meta["window"], meta["balance"], meta["augment"], meta["jitter"]) == (64, 0.5, True, 0.1)
+    assert max(load_samples(tmp_path / "o")["x0"]) <= 64 - 32  # positions inside the 64 px window
+    bad = runner.invoke(cli, ["samples", "--source", str(labelled_folder), "--out", str(tmp_path / "p"),
+                              "--patch", "32", "--window", "48"])  # fmt: skip
+    assert bad.exit_code != 0 and "multiple of the patch" in bad.output
