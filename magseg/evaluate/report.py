@@ -32,6 +32,8 @@ def _rows(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     for name, summary in report["baselines"].items():
         label = name.replace("_", " ")
         rows += [(label, summary), (f"{label}, refinement off", summary["refinement_off"])]
+    if "ceiling" in report:  # the truth's own mask at the model's grid, refined alike
+        rows.append(("truth at grid (ceiling)", report["ceiling"]))
     return rows
 
 
@@ -93,7 +95,11 @@ def versus_table(model: dict[str, Any], baselines: dict[str, Any]) -> str:
     """Mean DICE, fields mIoU / median / F1 and pixel DICE per class: the model, then each baseline."""
     names = list(CLASS_NAMES[1:])
     lines = [["method", "mean DICE", "field mIoU", "field med", "field F1", *(f"{n} DICE" for n in names)]]
-    for label, s in [("model", model), *((k.replace("_", " "), v) for k, v in baselines.items())]:
+    named = [
+        (k.replace("_", " ") + (" (ceiling)" if k == "truth_at_grid" else ""), v)
+        for k, v in baselines.items()
+    ]
+    for label, s in [("model", model), *named]:
         f = s.get("field", {})
         lines.append([label, _num(s["mean_dice"]), _num(f.get("mean_iou")), _num(f.get("median_iou")),
                       _num(f.get("f1")), *(_num(s.get(n, {}).get("dice")) for n in names)])  # fmt: skip

@@ -92,7 +92,11 @@ Baselines = dict[str, tuple[MethodScores, MethodScores]]
 
 def _new_baselines(classifier: PixelClassifier | None) -> Baselines:
     names = ["field_everywhere"] + (["pixel_classifier"] if classifier is not None else [])
-    return {name: (MethodScores(), MethodScores()) for name in names}
+    return {name: (MethodScores(), MethodScores()) for name in names + [CEILING]}
+
+
+#: Not a baseline but the ceiling: the truth's own class mask at the model's grid, refined alike.
+CEILING = "truth_at_grid"
 
 
 def _score_baselines(
@@ -107,6 +111,8 @@ def _score_baselines(
     for name, (refined, raw) in baselines.items():
         if name == "field_everywhere":
             semantic = field_everywhere(scene.shape)
+        elif name == CEILING:
+            semantic = to_patch_grid(scene.labels.semantic, config)
         else:
             assert classifier is not None
             semantic = to_patch_grid(classifier.predict(scene.image), config)
@@ -180,6 +186,7 @@ def evaluate_scenes(
     if compare is not None:
         report["compare"] = runs[1].summary()
     report["baselines"] = _baseline_summaries(baselines)
+    report["ceiling"] = report["baselines"].pop(CEILING)
     report["n_scenes"] = len(scenes)
     report["refine_s"] = refine_s
     return report

@@ -150,3 +150,15 @@ def test_run_eval_refuses_bad_numbers(model_dir: Path, synth_folder: Path) -> No
         run_eval(synth_folder, model_dir, max_scenes=0)
     with pytest.raises(InputError, match="batch-size"):
         run_eval(synth_folder, model_dir, batch_size=0)
+
+
+def test_the_ceiling_is_the_truth_at_the_grid(report: dict[str, Any]) -> None:
+    ceiling = report["ceiling"]
+    assert "truth_at_grid" not in report["baselines"]
+    # the truth coarsened to 8 px cells is nearly right at full resolution, far above any method here
+    assert ceiling["refinement_off"]["mean_dice"] > 0.7
+    assert (
+        ceiling["refinement_off"]["mean_dice"]
+        >= report["baselines"]["pixel_classifier"]["refinement_off"]["mean_dice"]
+    )
+    assert "truth at grid (ceiling)" in format_report(report)
