@@ -99,11 +99,11 @@ def learning_curve(work: Path, heldout: Path, naip_val: Path | None) -> list[dic
         syn = evaluate_scenes(list_scenes(heldout)[:1], predictor)
         point["synth_mean_dice"], point["synth_fields_miou"] = (
             syn["mean_dice"],
-            syn["classes"]["field"]["mean_iou"],
+            syn["field"]["mean_iou"],
         )
         if naip_val is not None:
             real = evaluate_scenes(list_scenes(naip_val)[:1], predictor)
-            point["naip_fields_miou"] = real["classes"]["field"]["mean_iou"]
+            point["naip_fields_miou"] = real["field"]["mean_iou"]
         print(f"curve {point}", flush=True)
         points.append(point)
         path.write_text(json.dumps(sorted(points, key=lambda p: p["step"]), indent=2))
