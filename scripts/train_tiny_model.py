@@ -243,8 +243,9 @@ def main() -> None:
         run_sft(config_from_dict({**base, "model": str(w / "align"), "sft": sft}))
         print(f"[{time.time() - t0:.0f}s] sft done", flush=True)
     if args.grpo_steps > 0 and not (w / "grpo" / "config.json").exists():
-        grpo = {"init": str(w / "sft"), "max_steps": args.grpo_steps, "save_steps": 100, "logging_steps": 10,
-                "output_dir": str(w / "grpo")}  # fmt: skip
+        grpo = {"init": str(w / "sft"), "max_steps": args.grpo_steps, "save_steps": 50, "logging_steps": 10,
+                "output_dir": str(w / "grpo"), "freeze_vision": True, "learning_rate": 1e-4,
+                "prompts_per_step": 4, "num_generations": 8, "max_completion_length": 256}  # fmt: skip
         run_grpo(config_from_dict({**base, "model": str(w / "align"), "grpo": grpo}))
         print(f"[{time.time() - t0:.0f}s] grpo done", flush=True)
     if args.bundle is not None:

@@ -166,11 +166,17 @@ class OrientedBoundary:
         return np.sqrt(((before - after) ** 2).sum(axis=0))
 
 
+#: SegFormer's total downsampling (4 stages: 4, 2, 2, 2): native-scale inputs are padded to a multiple.
+NATIVE_STRIDE = 32
+
+
 class SegformerBoundary:
     """EPOC's boundary model: a one-label SegformerForSemanticSegmentation loaded from a local directory.
 
     The image is resized to ``resolution`` (the model's training size), normalised like
-    SegformerImageProcessor, and the logit map is upsampled back to (H, W) before the sigmoid.
+    SegformerImageProcessor, and the logit map is upsampled back to (H, W) before the sigmoid. A model
+    trained at native pixel scale (preprocessor_config.json ``"do_resize": false``) sees every image as
+    it is, edge-padded to a multiple of 32 (``resolution`` is None then): any tile size, one scale.
     """
 
     def __init__(
@@ -197,7 +203,8 @@ class SegformerBoundary:
         proc = _processor_config(root)
         self.mean = tuple(proc.get("image_mean", IMAGENET_MEAN))
         self.std = tuple(proc.get("image_std", IMAGENET_STD))
-        self.resolution = int(resolution or _processor_size(proc) or 512)
+        native = proc.get("do_resize") is False and resolution is None
+        self.resolution: int | None = None if native else int(resolution or _processor_size(proc) or 512)
 
     def predict(self, image: np.ndarray) -> np.ndarray:
         import torch
@@ -206,12 +213,16 @@ class SegformerBoundary:
         arr = check_image(image)
         h, w = arr.shape[1:]
         x = torch.from_numpy(np.ascontiguousarray(arr)).float().div_(255.0)[None].to(self.device)
-        x = F.interpolate(x, size=(self.resolution, self.resolution), mode="bilinear", align_corners=False)
+        if self.resolution is None:  # native scale: pad to the model's stride, crop the logits back
+            x = F.pad(x, (0, -w % NATIVE_STRIDE, 0, -h % NATIVE_STRIDE), mode="replicate")
+        else:
+            x = F.interpolate(x, size=(self.resolution, self.resolution), mode="bilinear", align_corners=False)
         mean = torch.tensor(self.mean, device=self.device).view(1, 3, 1, 1)
         std = torch.tensor(self.std, device=self.device).view(1, 3, 1, 1)
         with torch.inference_mode():
             logits = self.model(pixel_values=(x - mean) / std).logits
-            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+            size = (h, w) if self.resolution is not None else tuple(x.shape[2:])
+            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)[..., :h, :w]
             prob = torch.sigmoid(logits[0, 0])
         return prob.float().cpu().numpy().astype(np.float32)
 

@@ -85,7 +85,8 @@ class BoundaryConfig:
     decoder_hidden_size: int = 64
     # The model is trained at native pixel scale, so inference should not rescale: SegformerBoundary
     # resizes every image to this size (written as preprocessor_config.json "size"): the scene size.
-    inference_size: int = 1024
+    # None: no resizing at all, any image is seen at native scale (padded to a multiple of 32).
+    inference_size: int | None = 1024
     # optimisation
     steps: int = 1000
     learning_rate: float = 2e-3
@@ -139,7 +140,9 @@ def _check(config: BoundaryConfig, where: str) -> BoundaryConfig:
         "thickness": config.thickness,
     }
     positive |= {"learning_rate": config.learning_rate, "log_every": config.log_every}
-    positive |= {"inference_size": config.inference_size, "save_every": config.save_every}
+    positive |= {"inference_size": config.inference_size or 1, "save_every": config.save_every}
+    if config.inference_size is not None and config.inference_size <= 0:
+        raise InputError(f"{where}: inference_size must be > 0 or null (native scale)")
     for name, value in positive.items():
         if not value > 0:
             raise InputError(f"{where}: {name} must be > 0, got {value}")
@@ -308,8 +311,8 @@ def _save_model(model: Any, config: BoundaryConfig, out: Path) -> None:
         model.save_pretrained(tmp, safe_serialization=True)
         proc = {
             "image_processor_type": "SegformerImageProcessor",
-            "do_resize": True,
-            "size": {"height": config.inference_size, "width": config.inference_size},
+            "do_resize": config.inference_size is not None,
+            "size": {"height": config.inference_size or 0, "width": config.inference_size or 0},
             "resample": 2,
             "do_rescale": True,
             "rescale_factor": 1 / 255,

@@ -58,6 +58,14 @@ def load_for_training(path: str | Path, config: TrainConfig) -> tuple[Any, Any]:
     return load_model(Path(path).resolve(), dtype=dtype, trainable=True)
 
 
+def freeze_vision(model: Any) -> None:
+    """Keep the vision tower and projector as loaded (e.g. after pre-alignment): only the LM trains."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    for module in (inner.model.vision_tower, inner.model.multi_modal_projector):
+        for p in module.parameters():
+            p.requires_grad_(False)
+
+
 def train_and_save(trainer: Trainer, config: TrainConfig, out: Path) -> Path:
     """Train, then save the model (adapter or full) with its processor, trainer_state.json and the config.
 

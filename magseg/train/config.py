@@ -85,6 +85,7 @@ class GRPOSettings:
     logging_steps: int = 10
     save_steps: int = 500
     gradient_checkpointing: bool = False
+    freeze_vision: bool = False  # as sft.freeze_vision: only the language model learns from the reward
 
 
 @dataclass

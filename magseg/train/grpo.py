@@ -10,7 +10,14 @@ import torch
 from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
-from magseg.train.common import device_args, load_for_training, load_split, lora_config, train_and_save
+from magseg.train.common import (
+    device_args,
+    freeze_vision,
+    load_for_training,
+    load_split,
+    lora_config,
+    train_and_save,
+)
 from magseg.train.config import TrainConfig
 from magseg.train.reward import dice_reward
 
@@ -64,6 +71,8 @@ def build_grpo_trainer(
     model, processor = load_for_training(init, config)
     from peft import PeftModel
 
+    if config.grpo.freeze_vision:
+        freeze_vision(model)
     peft_config = None if isinstance(model, PeftModel) else lora_config(config.lora)
     return GRPOTrainer(
         model=model,

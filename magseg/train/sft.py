@@ -9,7 +9,14 @@ from pathlib import Path
 from transformers import TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
-from magseg.train.common import device_args, load_for_training, load_split, lora_config, train_and_save
+from magseg.train.common import (
+    device_args,
+    freeze_vision,
+    load_for_training,
+    load_split,
+    lora_config,
+    train_and_save,
+)
 from magseg.train.config import TrainConfig
 
 COLUMNS = ["images", "prompt", "completion"]
@@ -52,9 +59,7 @@ def build_sft_trainer(
     out = Path(output_dir or config.sft.output_dir)
     model, processor = load_for_training(config.model, config)
     if config.sft.freeze_vision:
-        frozen = [*model.model.vision_tower.parameters(), *model.model.multi_modal_projector.parameters()]
-        for p in frozen:
-            p.requires_grad_(False)
+        freeze_vision(model)
     eval_ds = load_split(config, COLUMNS, config.eval_split) if config.eval_split else None
     return SFTTrainer(
         model=model,

@@ -134,6 +134,28 @@ def test_segformer_boundary_resolution_argument_wins(tiny_segformer: Path) -> No
     assert model.predict(two_field_image(h=20, w=30)).shape == (20, 30)
 
 
+def test_native_scale_boundary_model_sees_any_size_unresized(tiny_segformer: Path, tmp_path: Path) -> None:
+    import shutil
+
+    import torch
+    import torch.nn.functional as F  # noqa: N812
+
+    native = tmp_path / "native"
+    shutil.copytree(tiny_segformer, native)
+    (native / "preprocessor_config.json").write_text(json.dumps({"do_resize": False}))
+    model = SegformerBoundary(native, device="cpu")
+    assert model.resolution is None
+    # a 64 x 96 image goes through as it is: the model's own logits, upsampled by its stride of 4 only
+    image = two_field_image(h=64, w=96)
+    x = torch.from_numpy(image).float().div(255.0)[None]
+    mean, std = torch.tensor(model.mean).view(1, 3, 1, 1), torch.tensor(model.std).view(1, 3, 1, 1)
+    with torch.inference_mode():
+        logits = model.model(pixel_values=(x - mean) / std).logits
+    want = torch.sigmoid(F.interpolate(logits, size=(64, 96), mode="bilinear", align_corners=False))[0, 0]
+    np.testing.assert_allclose(model.predict(image), want.numpy(), atol=1e-5)
+    assert model.predict(two_field_image(h=50, w=70)).shape == (50, 70)  # padded to 64 x 96, cropped back
+
+
 def test_load_boundary_model_defaults_to_the_oriented_fallback() -> None:
     model = load_boundary_model(None, gsd=0.5)
     assert isinstance(model, OrientedBoundary) and model.length == 16 and model.width == 4

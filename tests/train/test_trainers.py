@@ -94,6 +94,9 @@ def test_full_fine_tuning_from_scratch(tiny_model: Path, tiny_samples: Path, tmp
     model, _ = load_model(sft_out)
     assert len(spy.trainable) == len(list(model.parameters()))  # every weight, vision tower included
     assert (sft_out / "model.safetensors").is_file()
-    cfg.grpo.init = str(sft_out)
-    grpo_out = run_grpo(cfg, output_dir=tmp_path / "grpo")  # the reference is a copy loaded from sft_out
+    cfg.grpo.init, cfg.grpo.freeze_vision = str(sft_out), True
+    spy = Spy()
+    grpo_out = run_grpo(cfg, output_dir=tmp_path / "grpo", callbacks=[spy])  # reference: a copy of sft_out
     assert (grpo_out / "model.safetensors").is_file()
+    # the reward trains the language model only: an aligned vision tower stays as it was
+    assert spy.trainable and not any("vision_tower" in n or "multi_modal_projector" in n for n in spy.trainable)
