@@ -216,7 +216,9 @@ class SegformerBoundary:
         if self.resolution is None:  # native scale: pad to the model's stride, crop the logits back
             x = F.pad(x, (0, -w % NATIVE_STRIDE, 0, -h % NATIVE_STRIDE), mode="replicate")
         else:
-            x = F.interpolate(x, size=(self.resolution, self.resolution), mode="bilinear", align_corners=False)
+            x = F.interpolate(
+                x, size=(self.resolution, self.resolution), mode="bilinear", align_corners=False
+            )
         mean = torch.tensor(self.mean, device=self.device).view(1, 3, 1, 1)
         std = torch.tensor(self.std, device=self.device).view(1, 3, 1, 1)
         with torch.inference_mode():

@@ -99,4 +99,6 @@ def test_full_fine_tuning_from_scratch(tiny_model: Path, tiny_samples: Path, tmp
     grpo_out = run_grpo(cfg, output_dir=tmp_path / "grpo", callbacks=[spy])  # reference: a copy of sft_out
     assert (grpo_out / "model.safetensors").is_file()
     # the reward trains the language model only: an aligned vision tower stays as it was
-    assert spy.trainable and not any("vision_tower" in n or "multi_modal_projector" in n for n in spy.trainable)
+    assert spy.trainable and not any(
+        "vision_tower" in n or "multi_modal_projector" in n for n in spy.trainable
+    )
