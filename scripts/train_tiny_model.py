@@ -20,16 +20,21 @@ from typing import Any
 
 from magseg.atomic import atomic_dir
 from magseg.evaluate import comparison_table, evaluate_scenes, run_eval
+from magseg.evaluate.report import dice_table
+from magseg.evaluate.run import evaluate_baselines
 from magseg.inference import Predictor
-from magseg.inference.meta import write_model_card_meta
+from magseg.inference.meta import InferenceConfig, write_model_card_meta
 from magseg.model import build_tiny_gemma3
+from magseg.refine import load_boundary_model
 from magseg.samples import SampleConfig, write_samples
 from magseg.sources import list_scenes
 from magseg.synth import write_dataset
 from magseg.train import config_from_dict, run_align, run_grpo, run_sft
+from magseg.train.boundary import load_boundary_config, run_boundary
 from magseg.viz import line_chart_png
 
 TRAIN_SEED = 1
+BOUNDARY_CONFIG = Path(__file__).resolve().parents[1] / "jobs/configs/boundary_bundle_cpu.yaml"
 HELDOUT_SEED = 99  # evaluation scenes: a seed never used in training
 #: One prompt format; synthetic scenes drawn class-balanced, NAIP patches mostly labelled (0 = not annotated).
 SYNTH = SampleConfig(patch=64, grid=8, per_scene=64, context_size=64, with_crop=True, window=512,
@@ -88,7 +93,8 @@ def learning_curve(work: Path, heldout: Path, naip_val: Path | None) -> list[dic
         else {}
     )
     seconds = float(json.loads((work / "align" / "align_history.json").read_text())[-1]["seconds"])
-    per_step = state.get("train_runtime", 0.0) / max(state.get("global_step", 1), 1)
+    runtime = next((h["train_runtime"] for h in state.get("log_history", []) if "train_runtime" in h), 0.0)
+    per_step = float(runtime) / max(int(state.get("global_step", 1)), 1)
     ckpts = sorted(work.glob("sft/checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     for ckpt in ckpts:
         step = int(ckpt.name.split("-")[1])
@@ -110,6 +116,42 @@ def learning_curve(work: Path, heldout: Path, naip_val: Path | None) -> list[dic
     return sorted(points, key=lambda p: p["step"])
 
 
+def boundary_report(work: Path, naip_val: Path | None) -> dict[str, Any]:
+    """Fields mIoU / F1@0.5 of the truth's own mask at the model's grid (the ceiling) and of field
+    everywhere, refined with the image fallback, the trained boundary model alone and the two fused: on
+    the NAIP training tiles (where fusing was chosen), the NAIP validation tiles and the held-out scenes."""
+    trained = load_boundary_model(work / "boundary")
+    alone = load_boundary_model(work / "boundary")
+    alone.fuse_image_fallback = False  # type: ignore[attr-defined]
+    variants = {"image fallback": None, "boundary model": alone, "fused (max)": trained}
+    grid = InferenceConfig(patch=SYNTH.patch, grid=SYNTH.grid)
+    sets = {"NAIP train": work / "naip-train", "NAIP val": naip_val, "synth held-out": work / "heldout"}
+    out: dict[str, Any] = {}
+    for name, folder in sets.items():
+        if folder is None:
+            continue
+        for variant, model in variants.items():
+            r = evaluate_baselines(list_scenes(folder), grid, None, boundary=model)
+            out.setdefault(name, {})[variant] = {
+                k: {"fields_miou": r[k]["field"]["mean_iou"], "fields_f1": r[k]["field"]["f1"]}
+                for k in ("truth_at_grid", "field_everywhere")
+            }
+            print(f"boundary {name} {variant}: {out[name][variant]}", flush=True)
+    return out
+
+
+def bundle_boundary(work: Path, dest: Path, report: dict[str, Any], steps: int) -> None:
+    """Copy the boundary model, its training log and a card into ``dest``."""
+    rows = [f"| {data} | {variant} | {v['truth_at_grid']['fields_miou']:.3f} | {v['field_everywhere']['fields_miou']:.3f} |"
+            for data, by in report.items() for variant, v in by.items()]  # fmt: skip
+    with atomic_dir(dest) as tmp:
+        for name in ("config.json", "model.safetensors", "preprocessor_config.json", "trainer_state.json"):
+            shutil.copy2(work / "boundary" / name, tmp / name)
+        (tmp / "eval.json").write_text(json.dumps(report, indent=2))
+        (tmp / "README.md").write_text(BOUNDARY_CARD.format(steps=steps, rows="\n".join(rows)))
+    print(f"bundled {work / 'boundary'} -> {dest}", flush=True)
+
+
 def bundle(work: Path, dest: Path, naip_val: Path | None, steps: dict[str, int]) -> None:
     """Evaluate on held-out scenes, then copy the best model + processor + card into ``dest``."""
     heldout = work / "heldout"
@@ -117,15 +159,18 @@ def bundle(work: Path, dest: Path, naip_val: Path | None, steps: dict[str, int])
         write_dataset(heldout, 4, 1024, 0.5, HELDOUT_SEED, cloud_fraction=0.3)
     sft, grpo = _final(work / "sft"), work / "grpo"
     has_grpo = (grpo / "model.safetensors").exists()
+    # the refinement the bundle ships with: this run's boundary model (fused as it asks), else the fallback
+    boundary = str(work / "boundary") if (work / "boundary" / "config.json").exists() else "none"
     report: dict[str, Any] = run_eval(heldout, _final(grpo) if has_grpo else sft, compare=sft if has_grpo else None,
-                                      batch_size=16)  # fmt: skip
+                                      batch_size=16, boundary=boundary)  # fmt: skip
     table = comparison_table(report)
     print(table, flush=True)
     naip_report: dict[str, Any] | None = None
     naip_table = "(no NAIP validation tiles given)"
     if naip_val is not None:
         train_tiles = work / "naip-train"
-        naip_report = run_eval(naip_val, sft, train_data=train_tiles, batch_size=16)
+        naip_report = run_eval(naip_val, _final(grpo) if has_grpo else sft, compare=sft if has_grpo else None,
+                               train_data=train_tiles, batch_size=16, boundary=boundary)  # fmt: skip
         naip_table = comparison_table(naip_report)
         print(naip_table, flush=True)
     points = learning_curve(work, heldout, naip_val)
@@ -151,6 +196,7 @@ def bundle(work: Path, dest: Path, naip_val: Path | None, steps: dict[str, int])
         )
         (tmp / "eval.json").write_text(json.dumps(bundled_report(report, grpo_helps), indent=2, default=str))
         if naip_report is not None:
+            naip_report = bundled_report(naip_report, grpo_helps)
             (tmp / "eval_naip.json").write_text(json.dumps(naip_report, indent=2, default=str))
         (tmp / "learning_curve.json").write_text(json.dumps(points, indent=2))
         series = {k: [(p["step"], p[k]) for p in points if k in p]
@@ -158,10 +204,39 @@ def bundle(work: Path, dest: Path, naip_val: Path | None, steps: dict[str, int])
         line_chart_png(series, tmp / "learning_curve.png", x_label="SFT step", title="held-out, greedy")
         (tmp / "README.md").write_text(
             MODEL_CARD.format(
-                table=table, naip_table=naip_table, stage="grpo" if grpo_helps else "sft", **steps
+                table=table,
+                naip_table=naip_table,
+                dice=dice_table(report),
+                naip_dice=dice_table(naip_report) if naip_report is not None else "",
+                stage="grpo" if grpo_helps else "sft",
+                **steps,
             )
         )
     print(f"bundled {chosen} -> {dest}", flush=True)
+
+
+BOUNDARY_CARD = """# tiny-boundary
+
+The EPOC boundary model magseg refines with by default: a tiny SegFormer (hidden sizes 16-32-64-128, one
+block per stage, ~0.4M parameters) trained from scratch on CPU, {steps} steps of 8 random 256 px crops, on
+the bundled MAgSeg model's training data: the 160 synthetic scenes (seed 1, 0.5 m) and the 20 NAIP training
+tiles (1 m; sparse: 0 = "not annotated" pixels far from a field are not supervised). It runs at native
+pixel scale (any tile size). Refinement takes the pixelwise max of its map and the image fallback's
+(`fuse_image_fallback` in preprocessor_config.json), chosen on the NAIP training tiles.
+
+Recipe: `.venv/bin/python scripts/train_tiny_model.py --work runs/tiny --naip ../shared/data/naip-fields
+--boundary-steps {steps} --bundle-boundary magseg/assets/tiny-boundary` (config:
+jobs/configs/boundary_bundle_cpu.yaml); training log: trainer_state.json.
+
+Fields mIoU after refinement (default threshold 0.3) of the truth's own class mask at the model's 8 px grid
+(the ceiling any model at that grid meets) and of "field everywhere" (`eval.json`):
+
+| data | boundary map | truth at grid | field everywhere |
+|---|---|---|---|
+{rows}
+
+`magseg eval|map|serve|refine --boundary none` refines with the image fallback alone.
+"""
 
 
 MODEL_CARD = """# tiny-magseg
@@ -170,9 +245,10 @@ A ~4.8M-parameter Gemma3-architecture image-text-to-text model trained from scra
 smallholder landscapes and 20 real NAIP tiles, bundled so the demo and the tests have a real model that
 writes RRLE masks. It is small: it shows the method end to end on CPU.
 
-Recipe (one command; each stage resumes): `.venv/bin/python scripts/train_tiny_model.py --work runs/tiny
---naip ../shared/data/naip-fields --align-steps {align_steps} --sft-steps {sft_steps} --grpo-steps {grpo_steps}
---bundle magseg/assets/tiny-magseg`
+Recipe (one command; each stage resumes; ~75 min on 2 CPU cores): `.venv/bin/python
+scripts/train_tiny_model.py --work runs/tiny --naip ../shared/data/naip-fields --align-steps {align_steps}
+--sft-steps {sft_steps} --grpo-steps {grpo_steps} --boundary-steps 3000 --bundle-boundary
+magseg/assets/tiny-boundary --bundle magseg/assets/tiny-magseg`
 - data: `magseg synth` seed 1, 160 scenes of 512 px at 0.5 m (karnal), 64 samples each, class-balanced
   (half the patches over a pixel of a non-majority class), random flips/turns and colour jitter; NAIP
   (1 m): 20 training tiles (`naip_split` in the script holds 10 out), 192 samples each from 512 px windows,
@@ -183,21 +259,33 @@ Recipe (one command; each stage resumes): `.venv/bin/python scripts/train_tiny_m
 - pre-alignment (`magseg.train.align`): {align_steps} steps, vision tower + projector trained so that each
   crop token predicts its cell's class through a throwaway linear head (class-weighted cross-entropy);
 - SFT: full fine-tuning of the language model (vision frozen), lr 2e-3 cosine, batch 8, {sft_steps} steps, CPU;
-- GRPO: {grpo_steps} steps from the SFT model, reward mean DICE, 4 prompts x 4 rollouts, beta 0.04, lr 1e-4.
+- GRPO: {grpo_steps} steps from the SFT model, reward mean DICE, 4 prompts x 8 rollouts, beta 0.04, lr 1e-4, vision frozen.
 
 Bundled weights: **{stage}**. Learning curve: `learning_curve.png` (`learning_curve.json`).
 
-Held-out synthetic scenes (`magseg synth` seed 99, 4 scenes of 1024 px, greedy, image-fallback refinement;
-`eval.json`):
+Held-out synthetic scenes (`magseg synth` seed 99, 4 scenes of 1024 px, greedy, default refinement: the
+bundled boundary model fused with the image fallback; "compare" is the SFT model; `eval.json`):
 
 ```
 {table}
 ```
 
-NAIP validation tiles (never trained on; pixel classifier fitted on the 20 training tiles; `eval_naip.json`):
+Pixel DICE per class (the same scenes and methods):
+
+```
+{dice}
+```
+
+NAIP validation tiles (10 tiles never trained on; pixel classifier fitted on the 20 training tiles;
+`eval_naip.json`; the truth holds only fields, so every tree/cloud/pond pixel the model writes counts
+against its mean DICE):
 
 ```
 {naip_table}
+```
+
+```
+{naip_dice}
 ```
 """
 
@@ -210,6 +298,8 @@ def main() -> None:
     ap.add_argument("--align-steps", type=int, default=1500)
     ap.add_argument("--sft-steps", type=int, default=3000)
     ap.add_argument("--grpo-steps", type=int, default=0)
+    ap.add_argument("--boundary-steps", type=int, default=0, help="train the EPOC boundary model too")
+    ap.add_argument("--bundle-boundary", type=Path, default=None, help="copy the boundary model + card here")
     ap.add_argument("--bundle", type=Path, default=None, help="copy the final model + card here")
     args = ap.parse_args()
     w = args.work.resolve()
@@ -248,6 +338,17 @@ def main() -> None:
                 "prompts_per_step": 4, "num_generations": 8, "max_completion_length": 256}  # fmt: skip
         run_grpo(config_from_dict({**base, "model": str(w / "align"), "grpo": grpo}))
         print(f"[{time.time() - t0:.0f}s] grpo done", flush=True)
+    if args.boundary_steps > 0 and not (w / "boundary" / "config.json").exists():
+        # the EPOC boundary model on the same training data (scenes, not samples), NAIP val held out
+        sources = [{"path": str(w / "synth")}, {"path": str(w / "naip-train"), "sparse": True}] if naip_val else None
+        val = [{"path": str(naip_val), "sparse": True}] if naip_val else []
+        run_boundary(load_boundary_config(BOUNDARY_CONFIG, output_dir=str(w / "boundary"), steps=args.boundary_steps,
+                                          sources=sources or [{"path": str(w / "synth")}], val_sources=val))  # fmt: skip
+        print(f"[{time.time() - t0:.0f}s] boundary done", flush=True)
+    if args.bundle_boundary is not None:
+        if not (w / "heldout").exists():
+            write_dataset(w / "heldout", 4, 1024, 0.5, HELDOUT_SEED, cloud_fraction=0.3)
+        bundle_boundary(w, args.bundle_boundary, boundary_report(w, naip_val), args.boundary_steps)
     if args.bundle is not None:
         steps = {"align_steps": args.align_steps, "sft_steps": args.sft_steps, "grpo_steps": args.grpo_steps}
         bundle(w, args.bundle, naip_val, steps)

@@ -26,9 +26,8 @@ import click
 @click.option(
     "--boundary",
     "boundary_path",
-    type=click.Path(path_type=Path),
     default=None,
-    help="Trained SegFormer boundary model for refinement (default: image-gradient fallback).",
+    help="Trained boundary model folder for refinement (default: the bundled one; 'none': image fallback).",
 )
 @click.option(
     "--compare",
@@ -65,7 +64,7 @@ import click
 def command(
     model_path: Path | None,
     data_path: Path,
-    boundary_path: Path | None,
+    boundary_path: str | None,
     compare_path: Path | None,
     train_data: Path | None,
     as_json: bool,

@@ -21,7 +21,11 @@ import click
 @click.option("--datetime", "datetime_", default=None, help="RFC 3339 instant or start/end interval.")
 @click.option("--max-cloud", type=float, default=None, help="Largest eo:cloud_cover (percent).")
 @click.option("--engine", type=click.Choice(["hf", "vllm"]), default=None, help="hf (default) or vllm (GPU).")
-@click.option("--boundary", default=None, help="Trained boundary model folder (default: image fallback).")
+@click.option(
+    "--boundary",
+    default=None,
+    help="Trained boundary model folder (default: the bundled one; 'none': image fallback).",
+)
 @click.option("--export", default=None, help="Also write the whole layer to one .parquet/.fgb/.gpkg file.")
 @click.option("--address", default=None, help="Ray cluster address (default: a local Ray).")
 @click.option("--actors", type=int, default=None, help="Model actors.")

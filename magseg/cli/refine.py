@@ -78,9 +78,8 @@ def read_image(path: Path, shape: tuple[int, int]) -> np.ndarray:
 @click.option(
     "--boundary",
     "model_dir",
-    type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Trained SegFormer boundary model directory (default: image-gradient fallback).",
+    help="Trained boundary model folder (default: the bundled one; 'none': the image fallback).",
 )
 @click.option(
     "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output label raster."
@@ -119,7 +118,7 @@ def read_image(path: Path, shape: tuple[int, int]) -> np.ndarray:
 def command(
     semantic_path: Path,
     image_path: Path | None,
-    model_dir: Path | None,
+    model_dir: str | None,
     out: Path,
     threshold: float | None,
     min_area_m2: float | None,
@@ -128,16 +127,20 @@ def command(
     snap_px: int,
 ) -> None:
     """Cut a semantic mask into instances along image boundaries and write a label raster."""
-    from magseg.refine import load_boundary_model, refine
+    from magseg.bundled import boundary_choice
+    from magseg.refine import load_boundary_model, refine, scene_boundary
 
     semantic, transform, crs = read_semantic(semantic_path)
-    if model_dir is not None and image_path is None:
+    if model_dir is not None and str(model_dir) != "none" and image_path is None:
         raise InputError("--boundary needs --image: the boundary model reads the image")
     image = read_image(image_path, semantic.shape) if image_path is not None else None
     if image is None:
         click.echo("note: no --image, so instances are connected components of the mask", err=True)
     gsd = gsd if gsd is not None else ground_sample_distance(transform, crs)
-    model = load_boundary_model(model_dir) if model_dir is not None else None
+    chosen = boundary_choice(model_dir) if image is not None else None
+    model = (
+        scene_boundary(load_boundary_model(chosen) if chosen else None, gsd) if image is not None else None
+    )
     # only the knobs the user set are passed: refine's own defaults are the tuned ones
     knobs: dict[str, Any] = {
         k: v

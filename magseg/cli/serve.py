@@ -9,7 +9,11 @@ import click
 @click.option("--stac", default=None, help="STAC API URL, stac-geoparquet file, or a magseg synth folder.")
 @click.option("--model", default=None, help="Model folder (default: the bundled tiny-magseg).")
 @click.option("--collection", "collections", multiple=True, help="STAC collection to serve (repeatable).")
-@click.option("--boundary", default=None, help="Trained boundary model folder (default: image fallback).")
+@click.option(
+    "--boundary",
+    default=None,
+    help="Trained boundary model folder (default: the bundled one; 'none': image fallback).",
+)
 @click.option("--config", "config_path", default=None, help="YAML ServeConfig (its keys; flags win).")
 @click.option("--host", default=None, help="Bind address (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="HTTP port (default 8000).")

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from magseg.bundled import BUNDLED_MODEL
+from magseg.bundled import BUNDLED_MODEL, boundary_choice
 from magseg.codec import mask_to_grid
 from magseg.errors import InputError
 from magseg.evaluate.baselines import (
@@ -26,7 +26,7 @@ from magseg.evaluate.scoring import MethodScores
 from magseg.inference import InferenceConfig, Predictor
 from magseg.metrics import mean_dice
 from magseg.model import resolve_model_path
-from magseg.refine import BoundaryModel, load_boundary_model, refine
+from magseg.refine import BoundaryModel, load_boundary_model, refine, scene_boundary
 from magseg.sources import LabelledScene, SceneRef, list_scenes
 
 #: The bundled tiny model's training seed (scripts/train_tiny_model.py); baseline fitting uses it too.
@@ -127,15 +127,18 @@ def _baseline_summaries(baselines: Baselines) -> dict[str, Any]:
 
 
 def evaluate_baselines(
-    scenes: Sequence[SceneRef], config: InferenceConfig, classifier: PixelClassifier | None
+    scenes: Sequence[SceneRef],
+    config: InferenceConfig,
+    classifier: PixelClassifier | None,
+    boundary: BoundaryModel | None = None,
 ) -> dict[str, Any]:
-    """The baselines alone over ``scenes`` (at ``config``'s grid, default refinement): for reports that
-    score a model another way (the demo scores its region layer)."""
+    """The baselines alone over ``scenes`` (at ``config``'s grid, refined with ``boundary``, default: the
+    image fallback): for reports that score a model another way (the demo scores its region layer)."""
     baselines = _new_baselines(classifier)
     for ref in scenes:
         scene = ref.load()
         gsd = scene_gsd(scene.labels)
-        prob = load_boundary_model(None, gsd=gsd).predict(scene.image)
+        prob = scene_boundary(boundary, gsd).predict(scene.image)
         _score_baselines(baselines, scene, prob, gsd, config, classifier)
     return _baseline_summaries(baselines)
 
@@ -162,8 +165,7 @@ def evaluate_scenes(
     for i, ref in enumerate(scenes):
         scene = ref.load()
         gsd = scene_gsd(scene.labels)
-        model = boundary if boundary is not None else load_boundary_model(None, gsd=gsd)
-        prob = model.predict(scene.image)  # once per scene, shared by every method
+        prob = scene_boundary(boundary, gsd).predict(scene.image)  # once per scene, shared by every method
         for run in runs:
             pred = run.predictor.predict(scene.image)
             run.patches += pred.n_patches
@@ -190,6 +192,14 @@ def evaluate_scenes(
     report["n_scenes"] = len(scenes)
     report["refine_s"] = refine_s
     return report
+
+
+def boundary_label(model: BoundaryModel | None, path: str | None) -> str:
+    """How a report names its refinement's boundary map."""
+    if model is None:
+        return "image fallback"
+    fused = " + image fallback (max)" if getattr(model, "fuse_image_fallback", False) else ""
+    return f"{path}{fused}"
 
 
 def _check_model(path: Path, what: str) -> None:
@@ -262,6 +272,7 @@ def run_eval(
         raise InputError(f"--batch-size {batch_size}: must be at least 1")
     data_path = Path(data)
     refs = list_scenes(data_path)[:max_scenes]
+    boundary = boundary_choice(boundary)
     boundary_model = load_boundary_model(boundary) if boundary is not None else None
     kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "batch_size": batch_size, "device": device}
     predictor = Predictor.from_pretrained(model_path, **kwargs, **overrides)
@@ -276,6 +287,6 @@ def run_eval(
         refs, predictor, compare=other, classifier=classifier, boundary=boundary_model, log=log
     )
     report["data"] = str(data_path)
-    report["boundary"] = str(boundary) if boundary is not None else "gradient fallback"
+    report["boundary"] = boundary_label(boundary_model, boundary)
     report["baselines"]["pixel_classifier"]["fitted_on"] = fitted_on
     return report

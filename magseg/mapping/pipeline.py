@@ -12,6 +12,7 @@ import numpy as np
 import pystac
 import shapely
 
+from magseg.bundled import boundary_choice
 from magseg.errors import EmptyInputError, InputError
 from magseg.inference.meta import resolve_config
 from magseg.mapping.config import MapConfig, check_model_dir
@@ -150,6 +151,7 @@ def run_region(config: MapConfig, log: Log = print) -> dict[str, Any]:
     """Map ``config.bbox`` into ``config.out``; resumes a run killed earlier. Returns the run summary."""
     t0 = time.perf_counter()
     config.model = str(check_model_dir(config.model))
+    config.boundary = boundary_choice(config.boundary)
     if config.boundary is not None and not os.path.isdir(config.boundary):
         raise InputError(
             f"--boundary {config.boundary}: no such model folder; train one with magseg train boundary"
@@ -173,7 +175,7 @@ def run_region(config: MapConfig, log: Log = print) -> dict[str, Any]:
     # absolute hrefs, so a worker reads an item without the catalog's root
     items = [pystac.Item.from_dict(portable_item(it)) for it in found]
     tiles = list(tile_items(plan, items))  # at most max_tiles unless allow_large
-    if config.boundary is None and config.refine.boundary_scale is None:
+    if config.refine.boundary_scale is None:  # the image fallback's scale (alone or fused with a model)
         scale = estimate_boundary_scale(tiles, config.gsd, config.asset)
         config.refine = replace(config.refine, boundary_scale=scale)
         log(f"boundary scale {scale:.2f} (CIELAB step) from {BOUNDARY_SAMPLE} sampled tiles")

@@ -19,7 +19,7 @@ from magseg.mapping.plan import Tile
 from magseg.mapping.read import read_tile
 from magseg.mapping.store import RunStore
 from magseg.mapping.tile import RefineSettings, core_window, tile_pieces
-from magseg.refine.boundary import BoundaryModel, OrientedBoundary, load_boundary_model
+from magseg.refine.boundary import BoundaryModel, load_boundary_model, scene_boundary
 
 __all__ = ["TileModel", "finish_tile", "read_stage", "tile_row"]
 
@@ -112,8 +112,9 @@ class TileModel:
 
 @lru_cache(maxsize=4)
 def _boundary(path: str, gsd: float, scale: float | None) -> BoundaryModel:
-    """The boundary model, loaded once per worker process (the image fallback at the region's scale)."""
-    return load_boundary_model(path) if path else OrientedBoundary(gsd=gsd, scale=scale)
+    """The boundary model, loaded once per worker process (the image fallback at the region's scale, alone
+    or fused with the trained model)."""
+    return scene_boundary(load_boundary_model(path) if path else None, gsd, scale)
 
 
 def finish_tile(

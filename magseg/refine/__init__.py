@@ -2,10 +2,12 @@
 
 from magseg.refine.boundary import (
     BoundaryModel,
+    FusedBoundary,
     GradientBoundary,
     OrientedBoundary,
     SegformerBoundary,
     load_boundary_model,
+    scene_boundary,
 )
 from magseg.refine.instances import (
     RefineResult,
@@ -17,6 +19,7 @@ from magseg.refine.instances import (
 
 __all__ = [
     "BoundaryModel",
+    "FusedBoundary",
     "GradientBoundary",
     "OrientedBoundary",
     "RefineResult",
@@ -24,6 +27,7 @@ __all__ = [
     "load_boundary_model",
     "merge_small_fragments",
     "refine",
+    "scene_boundary",
     "separate_instances",
     "snap_semantic",
 ]

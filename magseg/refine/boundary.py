@@ -18,8 +18,10 @@ __all__ = [
     "GradientBoundary",
     "OrientedBoundary",
     "SegformerBoundary",
+    "FusedBoundary",
     "check_image",
     "load_boundary_model",
+    "scene_boundary",
 ]
 
 # ImageNet statistics: what SegformerImageProcessor uses unless a preprocessor_config.json says otherwise.
@@ -205,6 +207,8 @@ class SegformerBoundary:
         self.std = tuple(proc.get("image_std", IMAGENET_STD))
         native = proc.get("do_resize") is False and resolution is None
         self.resolution: int | None = None if native else int(resolution or _processor_size(proc) or 512)
+        # trained models may ask to be fused with the image fallback (chosen on their training tiles)
+        self.fuse_image_fallback = bool(proc.get("fuse_image_fallback", False))
 
     def predict(self, image: np.ndarray) -> np.ndarray:
         import torch
@@ -227,6 +231,35 @@ class SegformerBoundary:
             logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)[..., :h, :w]
             prob = torch.sigmoid(logits[0, 0])
         return prob.float().cpu().numpy().astype(np.float32)
+
+
+class FusedBoundary:
+    """The pixelwise maximum of several boundary maps: a trained model's edges plus the image fallback's.
+
+    A learned map finds edges the colour steps miss (synthetic bunds, faint field lines); the fallback
+    keeps sharp colour steps a small model under-calls on imagery unlike its training data.
+    """
+
+    def __init__(self, *models: BoundaryModel) -> None:
+        if not models:
+            raise ValueError("FusedBoundary needs at least one boundary model")
+        self.models = models
+
+    def predict(self, image: np.ndarray) -> np.ndarray:
+        maps = [m.predict(image) for m in self.models]
+        return np.maximum.reduce(maps).astype(np.float32)
+
+
+def scene_boundary(model: BoundaryModel | None, gsd: float, scale: float | None = None) -> BoundaryModel:
+    """The boundary model to use on imagery at ``gsd`` m/px: the image fallback (at ``scale``, see
+    OrientedBoundary) when ``model`` is None, the model fused with that fallback when the model asks for
+    it (``fuse_image_fallback`` in its preprocessor_config.json), else the model itself."""
+    fallback = OrientedBoundary(gsd=gsd, scale=scale)
+    if model is None:
+        return fallback
+    if getattr(model, "fuse_image_fallback", False):
+        return FusedBoundary(model, fallback)
+    return model
 
 
 def _processor_config(root: Path) -> dict[str, Any]:

@@ -87,6 +87,9 @@ class BoundaryConfig:
     # resizes every image to this size (written as preprocessor_config.json "size"): the scene size.
     # None: no resizing at all, any image is seen at native scale (padded to a multiple of 32).
     inference_size: int | None = 1024
+    # refinement takes the pixelwise max of this model's map and the image fallback's (magseg.refine.
+    # scene_boundary); written to preprocessor_config.json
+    fuse_image_fallback: bool = False
     # optimisation
     steps: int = 1000
     learning_rate: float = 2e-3
@@ -320,6 +323,7 @@ def _save_model(model: Any, config: BoundaryConfig, out: Path) -> None:
             "image_mean": list(IMAGE_MEAN),
             "image_std": list(IMAGE_STD),
             "do_reduce_labels": False,
+            "fuse_image_fallback": config.fuse_image_fallback,
         }
         (tmp / "preprocessor_config.json").write_text(json.dumps(proc, indent=2) + "\n")
         for f in tmp.iterdir():

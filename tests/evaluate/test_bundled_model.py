@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from magseg.bundled import BUNDLED_BOUNDARY, boundary_choice
 from magseg.evaluate import run_eval
-from magseg.evaluate.run import BUNDLED_MODEL
-from magseg.inference.meta import read_model_meta
+from magseg.evaluate.run import BUNDLED_MODEL, evaluate_baselines
+from magseg.inference.meta import read_model_meta, resolve_config
+from magseg.refine import FusedBoundary, load_boundary_model, scene_boundary
+from magseg.sources import list_scenes
 
 
 def test_bundled_model_is_small_and_carded() -> None:
@@ -25,3 +28,23 @@ def test_bundled_model_beats_field_everywhere(synth_folder: Path) -> None:
     floor = report["baselines"]["field_everywhere"]["mean_dice"]
     assert report["mean_dice"] > floor + 0.05
     assert report["field"]["mean_iou"] is not None and report["field"]["mean_iou"] > 0.1
+
+
+def test_bundled_boundary_model_is_small_carded_and_the_default() -> None:
+    weights = BUNDLED_BOUNDARY / "model.safetensors"
+    assert weights.is_file() and weights.stat().st_size <= 10 * 2**20
+    assert "Recipe" in (BUNDLED_BOUNDARY / "README.md").read_text()
+    assert boundary_choice(None) == str(BUNDLED_BOUNDARY)
+    model = load_boundary_model(BUNDLED_BOUNDARY, device="cpu")
+    assert isinstance(scene_boundary(model, gsd=0.5), FusedBoundary)  # fused with the image fallback
+    assert model.resolution is None  # native pixel scale: any tile size
+
+
+def test_bundled_boundary_model_cuts_fields_better_than_the_fallback(synth_folder: Path) -> None:
+    # the truth's own mask at the model's grid, refined: only the boundary map differs (unseen seed-5 scenes)
+    inference, _ = resolve_config(BUNDLED_MODEL)
+    scenes = list_scenes(synth_folder)
+    fallback = evaluate_baselines(scenes, inference, None)["truth_at_grid"]["field"]["mean_iou"]
+    model = load_boundary_model(BUNDLED_BOUNDARY, device="cpu")
+    fused = evaluate_baselines(scenes, inference, None, boundary=model)["truth_at_grid"]["field"]["mean_iou"]
+    assert fused > fallback + 0.05

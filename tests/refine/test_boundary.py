@@ -156,6 +156,35 @@ def test_native_scale_boundary_model_sees_any_size_unresized(tiny_segformer: Pat
     assert model.predict(two_field_image(h=50, w=70)).shape == (50, 70)  # padded to 64 x 96, cropped back
 
 
+def test_fused_boundary_is_the_pixelwise_max_of_model_and_fallback(tiny_segformer: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from magseg.refine import FusedBoundary, scene_boundary
+
+    fused_dir = tmp_path / "fused"
+    shutil.copytree(tiny_segformer, fused_dir)
+    proc = json.loads((tiny_segformer / "preprocessor_config.json").read_text())
+    (fused_dir / "preprocessor_config.json").write_text(json.dumps({**proc, "fuse_image_fallback": True}))
+    plain, fused = SegformerBoundary(tiny_segformer, device="cpu"), SegformerBoundary(fused_dir, device="cpu")
+    image = two_field_image()
+    assert scene_boundary(plain, gsd=1.0) is plain  # a model that does not ask for fusion is used alone
+    chosen = scene_boundary(fused, gsd=1.0, scale=20.0)
+    assert isinstance(chosen, FusedBoundary)
+    fallback = OrientedBoundary(gsd=1.0, scale=20.0).predict(image)
+    np.testing.assert_allclose(chosen.predict(image), np.maximum(fused.predict(image), fallback), atol=1e-6)
+    alone = scene_boundary(None, gsd=0.5)
+    assert isinstance(alone, OrientedBoundary) and alone.length == 16  # no model: the fallback at the GSD
+
+
+def test_boundary_choice_defaults_to_the_bundled_model(tmp_path: Path) -> None:
+    from magseg.bundled import BUNDLED_BOUNDARY, boundary_choice
+
+    assert boundary_choice("none") is None and boundary_choice("NONE") is None
+    assert boundary_choice(tmp_path) == str(tmp_path)
+    installed = (BUNDLED_BOUNDARY / "config.json").is_file()
+    assert boundary_choice(None) == (str(BUNDLED_BOUNDARY) if installed else None)
+
+
 def test_load_boundary_model_defaults_to_the_oriented_fallback() -> None:
     model = load_boundary_model(None, gsd=0.5)
     assert isinstance(model, OrientedBoundary) and model.length == 16 and model.width == 4
