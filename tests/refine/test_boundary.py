@@ -156,7 +156,9 @@ def test_native_scale_boundary_model_sees_any_size_unresized(tiny_segformer: Pat
     assert model.predict(two_field_image(h=50, w=70)).shape == (50, 70)  # padded to 64 x 96, cropped back
 
 
-def test_fused_boundary_is_the_pixelwise_max_of_model_and_fallback(tiny_segformer: Path, tmp_path: Path) -> None:
+def test_fused_boundary_is_the_pixelwise_max_of_model_and_fallback(
+    tiny_segformer: Path, tmp_path: Path
+) -> None:
     import shutil
 
     from magseg.refine import FusedBoundary, scene_boundary

@@ -39,7 +39,16 @@ def test_refine_splits_fields_from_a_label_raster(
     image, merged, truth = scene
     out = tmp_path / "refined.tif"
     status, stdout, _ = run(
-        monkeypatch, capsys, "--semantic", str(merged), "--image", str(image), "--out", str(out)
+        monkeypatch,
+        capsys,
+        "--semantic",
+        str(merged),
+        "--image",
+        str(image),
+        "--out",
+        str(out),
+        "--boundary",
+        "none",  # the image fallback: its edge lies on the colour step to within the 2 px gap
     )
     assert status == 0 and "2 field" in stdout and "1 pond" in stdout
     result = read_label_raster(out)
@@ -51,6 +60,22 @@ def test_refine_splits_fields_from_a_label_raster(
     assert cols.min() >= 44 and cols.max() <= 51  # the fields meet at column 48
     fields = np.unique(result.instance[(truth.semantic == 1) & ~changed])
     assert fields.size == 2 and 0 not in fields
+
+
+def test_refine_defaults_to_the_bundled_boundary_model(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    scene: tuple[Path, Path, LabelRaster],
+    tmp_path: Path,
+) -> None:
+    image, merged, _ = scene
+    out = tmp_path / "refined.tif"
+    args = ["--semantic", str(merged), "--image", str(image), "--out", str(out)]
+    status, stdout, _ = run(monkeypatch, capsys, *args)
+    assert status == 0 and "2 field" in stdout and "1 pond" in stdout
+    default = read_label_raster(out).instance
+    status, _, _ = run(monkeypatch, capsys, *args, "--boundary", "none")
+    assert status == 0 and not np.array_equal(read_label_raster(out).instance, default)  # another map
 
 
 def test_one_band_semantic_without_image_gives_components(
