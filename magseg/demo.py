@@ -22,7 +22,7 @@ import shapely
 from shapely.geometry import shape
 
 from magseg.atomic import atomic_path
-from magseg.bundled import BUNDLED_MODEL, boundary_choice
+from magseg.bundled import BUNDLED_MODEL
 from magseg.evaluate.report import class_scores, versus_table
 from magseg.evaluate.run import evaluate_baselines, fit_baseline_classifier
 from magseg.evaluate.scoring import MethodScores
@@ -32,7 +32,7 @@ from magseg.mapping import read_partitioned
 from magseg.mapping.config import MapConfig
 from magseg.mapping.pipeline import run_region
 from magseg.metrics import format_table
-from magseg.refine import load_boundary_model
+from magseg.refine import choose_boundary_model
 from magseg.sources import list_scenes
 from magseg.stac import open_catalog
 from magseg.synth import write_dataset
@@ -64,9 +64,7 @@ def score_baselines(data: Path, config: DemoConfig) -> dict[str, Any]:
     scenes, at the bundled model's grid, with the default refinement (the region job's boundary model)."""
     inference, _ = resolve_config(BUNDLED_MODEL)
     classifier, _ = fit_baseline_classifier(None, data, config.gsd)
-    chosen = boundary_choice(None)
-    boundary = load_boundary_model(chosen) if chosen else None
-    return evaluate_baselines(list_scenes(data), inference, classifier, boundary=boundary)
+    return evaluate_baselines(list_scenes(data), inference, classifier, boundary=choose_boundary_model(None))
 
 
 def run_demo(

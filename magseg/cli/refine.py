@@ -128,19 +128,16 @@ def command(
 ) -> None:
     """Cut a semantic mask into instances along image boundaries and write a label raster."""
     from magseg.bundled import boundary_choice
-    from magseg.refine import load_boundary_model, refine, scene_boundary
+    from magseg.refine import choose_boundary_model, refine, scene_boundary
 
     semantic, transform, crs = read_semantic(semantic_path)
-    if model_dir is not None and str(model_dir) != "none" and image_path is None:
+    if model_dir is not None and boundary_choice(model_dir) is not None and image_path is None:
         raise InputError("--boundary needs --image: the boundary model reads the image")
     image = read_image(image_path, semantic.shape) if image_path is not None else None
     if image is None:
         click.echo("note: no --image, so instances are connected components of the mask", err=True)
     gsd = gsd if gsd is not None else ground_sample_distance(transform, crs)
-    chosen = boundary_choice(model_dir) if image is not None else None
-    model = (
-        scene_boundary(load_boundary_model(chosen) if chosen else None, gsd) if image is not None else None
-    )
+    model = scene_boundary(choose_boundary_model(model_dir), gsd) if image is not None else None
     # only the knobs the user set are passed: refine's own defaults are the tuned ones
     knobs: dict[str, Any] = {
         k: v

@@ -33,9 +33,7 @@ class MapConfig:
     max_cloud: float | None = None  # percent
     asset: str = "image"  # the items' RGB asset key
     engine: str = "hf"  # hf (transformers, CPU or GPU) | vllm (GPU hosts)
-    boundary: str | None = (
-        None  # a trained boundary model folder; None: the bundled one; "none": image fallback
-    )
+    boundary: str | None = None  # boundary model folder; None: the bundled one; "none": image fallback
     export: str | None = None  # one-file copy of the layer: .parquet | .fgb | .gpkg
     address: str | None = None  # Ray address (ray://host:10001, "auto"); None: start a local Ray
     gsd: float = 0.5  # metres per pixel the model reads at

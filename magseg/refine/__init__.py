@@ -6,6 +6,7 @@ from magseg.refine.boundary import (
     GradientBoundary,
     OrientedBoundary,
     SegformerBoundary,
+    choose_boundary_model,
     load_boundary_model,
     scene_boundary,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "OrientedBoundary",
     "RefineResult",
     "SegformerBoundary",
+    "choose_boundary_model",
     "load_boundary_model",
     "merge_small_fragments",
     "refine",

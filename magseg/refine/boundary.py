@@ -11,6 +11,7 @@ import numpy as np
 from scipy import ndimage
 from skimage import color
 
+from magseg.bundled import boundary_choice
 from magseg.errors import InputError
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "SegformerBoundary",
     "FusedBoundary",
     "check_image",
+    "choose_boundary_model",
     "load_boundary_model",
     "scene_boundary",
 ]
@@ -231,6 +233,13 @@ class SegformerBoundary:
             logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)[..., :h, :w]
             prob = torch.sigmoid(logits[0, 0])
         return prob.float().cpu().numpy().astype(np.float32)
+
+
+def choose_boundary_model(value: str | os.PathLike[str] | None, **kwargs: Any) -> BoundaryModel | None:
+    """The trained boundary model a ``--boundary`` value names (see magseg.bundled.boundary_choice): the
+    bundled one for None, none for "none" (refinement then uses the image fallback alone)."""
+    chosen = boundary_choice(value)
+    return load_boundary_model(chosen, **kwargs) if chosen else None
 
 
 class FusedBoundary:

@@ -27,9 +27,7 @@ class ServeConfig:
     datetime: str | None = None
     max_cloud: float | None = None
     asset: str = "image"
-    boundary: str | None = (
-        None  # trained boundary model folder; None: the bundled one; "none": image fallback
-    )
+    boundary: str | None = None  # boundary model folder; None: the bundled one; "none": image fallback
     refine: RefineSettings = field(default_factory=RefineSettings)  # boundary_scale None: estimated at start
     gsd: float = 0.5
     tile_px: int = DEFAULT_TILE_PX

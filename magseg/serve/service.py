@@ -13,12 +13,11 @@ import morecantile
 import pystac
 import shapely
 
-from magseg.bundled import boundary_choice
 from magseg.errors import EmptyInputError
 from magseg.inference.meta import resolve_config
 from magseg.mapping.pipeline import estimate_boundary_scale, tile_items
 from magseg.mapping.plan import plan_region, utm_epsg
-from magseg.refine.boundary import load_boundary_model, scene_boundary
+from magseg.refine.boundary import choose_boundary_model, scene_boundary
 from magseg.serve.compute import Generate, TileComputer
 from magseg.serve.config import ServeConfig
 from magseg.serve.render import class_png, fields_geojson, imagery_png
@@ -48,7 +47,6 @@ class TileService:
         self.epsg = config.epsg or utm_epsg(centre.x, centre.y)
         inference, _ = resolve_config(config.model)
         refine = config.refine
-        boundary_dir = boundary_choice(config.boundary)
         if refine.boundary_scale is None:  # the image fallback's scale (alone or fused with a model)
             # one scale for every tile ever served, estimated like the region job's, over the catalog
             plan = plan_region(
@@ -61,8 +59,7 @@ class TileService:
             sample = list(tile_items(plan, items)) if plan.n_tiles <= 10_000 else []
             refine = replace(refine, boundary_scale=estimate_boundary_scale(sample, config.gsd, config.asset))
         self.refine = refine
-        trained = load_boundary_model(boundary_dir) if boundary_dir else None
-        boundary = scene_boundary(trained, config.gsd, refine.boundary_scale)
+        boundary = scene_boundary(choose_boundary_model(config.boundary), config.gsd, refine.boundary_scale)
         self._responses: OrderedDict[tuple[str, int, int, int], bytes] = OrderedDict()
         self.computer = TileComputer(
             self.catalog,

@@ -143,9 +143,11 @@ def _check(config: BoundaryConfig, where: str) -> BoundaryConfig:
         "thickness": config.thickness,
     }
     positive |= {"learning_rate": config.learning_rate, "log_every": config.log_every}
-    positive |= {"inference_size": config.inference_size or 1, "save_every": config.save_every}
-    if config.inference_size is not None and config.inference_size <= 0:
-        raise InputError(f"{where}: inference_size must be > 0 or null (native scale)")
+    positive |= {"save_every": config.save_every}
+    if config.inference_size is not None and not config.inference_size > 0:
+        raise InputError(
+            f"{where}: inference_size must be > 0 or null (native scale), got {config.inference_size}"
+        )
     for name, value in positive.items():
         if not value > 0:
             raise InputError(f"{where}: {name} must be > 0, got {value}")

@@ -134,15 +134,21 @@ def test_segformer_boundary_resolution_argument_wins(tiny_segformer: Path) -> No
     assert model.predict(two_field_image(h=20, w=30)).shape == (20, 30)
 
 
-def test_native_scale_boundary_model_sees_any_size_unresized(tiny_segformer: Path, tmp_path: Path) -> None:
+def with_processor(model: Path, dest: Path, **proc: object) -> Path:
+    """A copy of a boundary model folder whose preprocessor_config.json gets ``proc`` on top."""
     import shutil
 
+    shutil.copytree(model, dest)
+    base = json.loads((model / "preprocessor_config.json").read_text())
+    (dest / "preprocessor_config.json").write_text(json.dumps({**base, **proc}))
+    return dest
+
+
+def test_native_scale_boundary_model_sees_any_size_unresized(tiny_segformer: Path, tmp_path: Path) -> None:
     import torch
     import torch.nn.functional as F  # noqa: N812
 
-    native = tmp_path / "native"
-    shutil.copytree(tiny_segformer, native)
-    (native / "preprocessor_config.json").write_text(json.dumps({"do_resize": False}))
+    native = with_processor(tiny_segformer, tmp_path / "native", do_resize=False)
     model = SegformerBoundary(native, device="cpu")
     assert model.resolution is None
     # a 64 x 96 image goes through as it is: the model's own logits, upsampled by its stride of 4 only
@@ -159,14 +165,9 @@ def test_native_scale_boundary_model_sees_any_size_unresized(tiny_segformer: Pat
 def test_fused_boundary_is_the_pixelwise_max_of_model_and_fallback(
     tiny_segformer: Path, tmp_path: Path
 ) -> None:
-    import shutil
-
     from magseg.refine import FusedBoundary, scene_boundary
 
-    fused_dir = tmp_path / "fused"
-    shutil.copytree(tiny_segformer, fused_dir)
-    proc = json.loads((tiny_segformer / "preprocessor_config.json").read_text())
-    (fused_dir / "preprocessor_config.json").write_text(json.dumps({**proc, "fuse_image_fallback": True}))
+    fused_dir = with_processor(tiny_segformer, tmp_path / "fused", fuse_image_fallback=True)
     plain, fused = SegformerBoundary(tiny_segformer, device="cpu"), SegformerBoundary(fused_dir, device="cpu")
     image = two_field_image()
     assert scene_boundary(plain, gsd=1.0) is plain  # a model that does not ask for fusion is used alone

@@ -30,26 +30,20 @@ def scene(tmp_path: Path) -> tuple[Path, Path, LabelRaster]:
     return tmp_path / "image.tif", tmp_path / "merged.tif", labels
 
 
+def refine_args(scene: tuple[Path, Path, LabelRaster], out: Path) -> list[str]:
+    image, merged, _ = scene
+    return ["--semantic", str(merged), "--image", str(image), "--out", str(out)]
+
+
 def test_refine_splits_fields_from_a_label_raster(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     scene: tuple[Path, Path, LabelRaster],
     tmp_path: Path,
 ) -> None:
-    image, merged, truth = scene
-    out = tmp_path / "refined.tif"
-    status, stdout, _ = run(
-        monkeypatch,
-        capsys,
-        "--semantic",
-        str(merged),
-        "--image",
-        str(image),
-        "--out",
-        str(out),
-        "--boundary",
-        "none",  # the image fallback: its edge lies on the colour step to within the 2 px gap
-    )
+    truth, out = scene[2], tmp_path / "refined.tif"
+    # the image fallback: its edge lies on the colour step to within the 2 px gap
+    status, stdout, _ = run(monkeypatch, capsys, *refine_args(scene, out), "--boundary", "none")
     assert status == 0 and "2 field" in stdout and "1 pond" in stdout
     result = read_label_raster(out)
     assert result.crs == truth.crs and result.transform == truth.transform
@@ -68,9 +62,8 @@ def test_refine_defaults_to_the_bundled_boundary_model(
     scene: tuple[Path, Path, LabelRaster],
     tmp_path: Path,
 ) -> None:
-    image, merged, _ = scene
     out = tmp_path / "refined.tif"
-    args = ["--semantic", str(merged), "--image", str(image), "--out", str(out)]
+    args = refine_args(scene, out)
     status, stdout, _ = run(monkeypatch, capsys, *args)
     assert status == 0 and "2 field" in stdout and "1 pond" in stdout
     default = read_label_raster(out).instance
