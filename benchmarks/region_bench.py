@@ -39,9 +39,10 @@ from magseg.codec import decode, encode, grid_to_mask, mask_to_grid
 from magseg.inference.predict import patch_origins, stitch_grids
 from magseg.mapping import plan_region, write_partitioned
 from magseg.mapping.config import MapConfig
-from magseg.mapping.pipeline import run_region, tile_items
+from magseg.mapping.pipeline import run_region
 from magseg.mapping.read import read_tile
 from magseg.mapping.seams import merge_seams
+from magseg.mapping.source import tile_items
 from magseg.mapping.store import RunStore
 from magseg.mapping.tile import RefineSettings, tile_pieces
 from magseg.stac import open_catalog
@@ -77,7 +78,7 @@ def non_model_path(data: Path, bbox: tuple[float, float, float, float], work: Pa
     tiles = 0
     frames = []
     settings = RefineSettings(boundary_scale=20.0)
-    for tile, hits in tile_items(plan, items):
+    for tile, hits in tile_items(plan.tiles, items):
         if not hits:
             continue
         truth = _oracle(labels, hits[0], tile.read_bounds)

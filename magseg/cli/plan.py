@@ -7,13 +7,8 @@ from typing import Any
 
 import click
 
-from magseg.mapping.plan import (
-    BUNDLED_MODEL,
-    DEFAULT_MARGIN_PX,
-    DEFAULT_TILE_PX,
-    plan_region,
-    read_model_rates,
-)
+from magseg.mapping.plan import BUNDLED_MODEL, DEFAULT_MARGIN_PX, DEFAULT_TILE_PX, read_model_rates
+from magseg.mapping.zones import plan_zones
 
 #: ASSUMED throughput of a Gemma3-4B-sized MAgSeg model served by vLLM on one H100 (patches/s); not
 #: measured here: pass --patches-per-s with a measured figure when there is one.
@@ -49,9 +44,9 @@ def command(
     tokens_per_patch: float | None,
     as_json: bool,
 ) -> None:
-    """Plan mapping BBOX: tiles on a fixed UTM grid, patches, output tokens, GPU-hours and CPU-hours."""
+    """Plan mapping BBOX: tiles on each UTM zone's grid, patches, output tokens, GPU-hours and CPU-hours."""
     rates = read_model_rates(model if model is not None else BUNDLED_MODEL)
-    plan = plan_region(bbox, gsd=gsd, tile_px=tile_px, margin_px=margin_px, patch=rates.patch)
+    plan = plan_zones(bbox, gsd=gsd, tile_px=tile_px, margin_px=margin_px, patch=rates.patch)
     tokens = tokens_per_patch if tokens_per_patch is not None else rates.tokens_per_patch
     gpu = plan.estimate(tokens if tokens is not None else 0.0, patches_per_s)
     out: dict[str, Any] = {
@@ -67,12 +62,31 @@ def command(
         if rates.patches_per_s
         else None,
         "rates_from": rates.source,
+        "zones": [
+            {
+                **part.summary(),
+                "epsg": part.epsg,
+                "patches_with_margin": zone["patches_with_margin"],
+                "tokens": zone["tokens"] if tokens is not None else None,
+                "gpu_hours": zone["gpu_hours"],
+                "measured_hours": zone["patches_with_margin"] / rates.patches_per_s / 3600
+                if rates.patches_per_s
+                else None,
+            }
+            for part, zone in zip(plan.parts, gpu["zones"], strict=True)
+        ],
     }
     if as_json:
         click.echo(json.dumps(out, indent=2))
         return
     click.echo(f"bbox       {' '.join(f'{v:g}' for v in plan.bbox)}  ({plan.bbox_area_km2:,.1f} km2)")
-    click.echo(f"grid       {plan.crs}, {tile_px} px tiles at {gsd:g} m (+{margin_px} px margin)")
+    click.echo(f"grid       {tile_px} px tiles at {gsd:g} m (+{margin_px} px margin), one UTM grid per zone:")
+    for part, zone in zip(plan.parts, gpu["zones"], strict=True):
+        w, _, e, _ = part.bbox
+        click.echo(
+            f"  {part.crs:<10} lon {w:g}..{e:g}: {part.n_tiles:,} tiles, {part.n_patches:,} patches, "
+            f"{zone['gpu_hours']:,.1f} GPU-hours"
+        )
     click.echo(f"tiles      {plan.n_tiles:,}  ({plan.area_km2:,.1f} km2 of tile cores)")
     click.echo(
         f"patches    {plan.n_patches:,} of {rates.patch} px ({gpu['patches_with_margin']:,} with margins)"

@@ -52,7 +52,7 @@ class MapConfig:
     refine: RefineSettings = field(default_factory=RefineSettings)
 
     def __post_init__(self) -> None:
-        self.bbox = check_bbox(self.bbox)
+        self.bbox = check_bbox(self.bbox, max_lon_span=None)  # split by UTM zone when mapped
         if isinstance(self.refine, dict):
             self.refine = RefineSettings(**self.refine)
         if self.engine not in ENGINES:

@@ -73,6 +73,7 @@ def write_partitioned(
     collection: str = "magseg",
     determination_datetime: datetime | date | str | None = None,
     zoom: int = PARTITION_ZOOM,
+    replace: bool = True,
 ) -> list[Path]:
     """Write ``gdf`` (any CRS; columns as from magseg.vector.polygonize) as fiboa parts under ``root``.
 
@@ -83,7 +84,7 @@ def write_partitioned(
     an existing part that shares any id with the new part is removed once the new part is in place
     (same ids give the same file name, which is simply overwritten); parts with no id in common (other
     batches) are kept. A polygon whose rerun moves it to another partition leaves its old copy there.
-    Returns the written paths, sorted; an empty ``gdf`` writes nothing.
+    ``replace=False`` skips that scan, for writers that fill a fresh root with disjoint ids. Returns the written paths, sorted; an empty ``gdf`` writes nothing.
     """
     if gdf.crs is None:
         raise CRSError("the layer has no CRS; polygonize a georeferenced raster")
@@ -111,7 +112,11 @@ def write_partitioned(
         part_ids = set(part["id"])
         folder = root / f"quadkey={key}"
         path = folder / _part_name(sorted(part_ids))
-        stale = [old for old in folder.glob("part-*.parquet") if old != path and _ids(old) & part_ids]
+        stale = (
+            [old for old in folder.glob("part-*.parquet") if old != path and _ids(old) & part_ids]
+            if replace
+            else []
+        )
         write_layer(part, path, collection=collection, determination_datetime=determination_datetime)
         for old in stale:  # after the new part is in place, so a crash never loses polygons
             old.unlink(missing_ok=True)

@@ -1,4 +1,9 @@
-"""Map a region on Ray Data: plan -> search -> read tiles -> model actors -> refine -> tile records -> layer."""
+"""Map a region on Ray Data: plan -> block slots -> search + tiles -> read -> model actors -> refine -> layer.
+
+Nothing on the driver grows with the region: the plan is per-row runs, the tiles come from a range over
+the plan's block slots (magseg.mapping.source), each block's scenes from its own STAC search, and the
+layer is finished by Ray tasks (magseg.mapping.finalize).
+"""
 
 from __future__ import annotations
 
@@ -9,36 +14,28 @@ from dataclasses import asdict, replace
 from typing import Any
 
 import numpy as np
-import pystac
-import shapely
 
 from magseg.bundled import boundary_choice
 from magseg.errors import EmptyInputError, InputError
 from magseg.inference.meta import resolve_config
+from magseg.mapping.blocks import leaf_count
 from magseg.mapping.config import MapConfig, check_model_dir
 from magseg.mapping.finalize import finalize_run
-from magseg.mapping.plan import RegionPlan, Tile, plan_region
 from magseg.mapping.read import read_tile
-from magseg.mapping.stages import TileModel, finish_tile, read_stage, tile_row
+from magseg.mapping.source import SceneQuery, block_rows, search_tiles
+from magseg.mapping.stages import TileModel, finish_tile, read_stage
 from magseg.mapping.store import RunStore, write_json
+from magseg.mapping.zones import ZonedPlan, plan_zones
 from magseg.refine.boundary import OrientedBoundary
-from magseg.stac import item_footprint, open_catalog
-from magseg.stac.hrefs import portable_item
 
-__all__ = ["run_region", "tile_items"]
+__all__ = ["run_region"]
 
 Log = Callable[[str], None]
 
-#: Tiles read to estimate the region's boundary scale.
+#: Tiles read to estimate the region's boundary scale (and searched to check the catalogue covers the bbox).
 BOUNDARY_SAMPLE = 8
-
-
-def tile_items(plan: RegionPlan, items: list[pystac.Item]) -> Iterator[tuple[Tile, list[pystac.Item]]]:
-    """Each tile with the items whose footprint meets its read window, in the search's order."""
-    tree = shapely.STRtree([item_footprint(it) for it in items])
-    for tile in plan.tiles:
-        hits = sorted(tree.query(tile.read_footprint, predicate="intersects").tolist())
-        yield tile, [items[i] for i in hits]
+#: Tasks that expand block slots into tile rows (each streams its rows as it goes).
+SOURCE_TASKS = 64
 
 
 def _init_ray(address: str | None, log: Log) -> None:
@@ -78,9 +75,9 @@ def _check_resources(config: MapConfig) -> None:
 
 
 def _execute(
-    rows: list[dict[str, Any]], config: MapConfig, patch: int, grid: int, log: Log
+    plan: ZonedPlan, query: SceneQuery, config: MapConfig, patch: int, grid: int, log: Log
 ) -> Iterator[dict]:
-    """Stream the tiles through Ray Data; yields each finished tile's summary as it lands."""
+    """Stream the unfinished tiles through Ray Data; yields each finished tile's summary as it lands."""
     import ray
     from ray.data import ActorPoolStrategy, DataContext
 
@@ -92,8 +89,12 @@ def _execute(
     ctx.enable_progress_bars = config.progress
     ctx.print_on_execution_start = config.progress
     ctx.execution_options.verbose_progress = False
-    # one tile per block, so tiles stream through the stages one by one (flat memory, early results)
-    ds: Any = ray.data.from_items(rows, override_num_blocks=len(rows))
+    # one tile per Ray block, so tiles stream through the stages one by one (flat memory, early results)
+    ctx.target_max_block_size = 1
+    slots = leaf_count(plan)
+    ds: Any = ray.data.range(slots, override_num_blocks=min(slots, SOURCE_TASKS))
+    out = os.path.abspath(config.out)
+    ds = ds.flat_map(block_rows, fn_kwargs={"plan": plan, "query": query, "out": out}, num_cpus=0.25)
     ds = ds.map(read_stage, fn_kwargs={"gsd": config.gsd, "asset": config.asset}, num_cpus=0.5)
     ds = ds.map_batches(
         TileModel,
@@ -110,7 +111,7 @@ def _execute(
         num_gpus=config.gpus_per_actor or None,
     )
     finish = {
-        "out": os.path.abspath(config.out),
+        "out": out,
         "gsd": config.gsd,
         "snap_px": patch // grid,
         "settings": asdict(config.refine),
@@ -120,19 +121,25 @@ def _execute(
     yield from ds.iter_rows()
 
 
-def estimate_boundary_scale(
-    tiles: list[tuple[Tile, list[pystac.Item]]], gsd: float, asset: str = "image"
-) -> float:
+def spread(n: int) -> list[int]:
+    """BOUNDARY_SAMPLE indices spread evenly over ``n`` tiles (all of them when fewer)."""
+    return sorted({round(i * (n - 1) / max(BOUNDARY_SAMPLE - 1, 1)) for i in range(min(BOUNDARY_SAMPLE, n))})
+
+
+def sample_tiles(plan: ZonedPlan, query: SceneQuery) -> list[tuple[Any, list[Any]]]:
+    """BOUNDARY_SAMPLE tiles spread evenly over the plan, each with its scenes (a pure function of the plan
+    and the catalogue, so a resumed run samples the same ones)."""
+    return [hit for i in spread(plan.n_tiles) for hit in search_tiles([plan.tile_at(i)], query)]
+
+
+def estimate_boundary_scale(tiles: list[tuple[Any, list[Any]]], gsd: float, asset: str = "image") -> float:
     """One boundary scale for the region: the median of the image fallback's own scale on sampled tiles.
 
-    The tiles are spread evenly over the plan's tiles (a pure function of the plan and the items), so a
-    resumed run estimates the same value; tiles without imagery are passed over.
+    Tiles without imagery are passed over.
     """
     fallback = OrientedBoundary(gsd=gsd)
-    n = len(tiles)
-    picks = sorted({round(i * (n - 1) / max(BOUNDARY_SAMPLE - 1, 1)) for i in range(min(BOUNDARY_SAMPLE, n))})
     scales = []
-    for tile, hits in (tiles[i] for i in picks):
+    for tile, hits in tiles:
         try:
             img = read_tile(tile, hits, gsd, asset=asset)
         except InputError:
@@ -157,7 +164,7 @@ def run_region(config: MapConfig, log: Log = print) -> dict[str, Any]:
             f"--boundary {config.boundary}: no such model folder; train one with magseg train boundary"
         )
     inference, _ = resolve_config(config.model)
-    plan = plan_region(
+    plan = plan_zones(
         config.bbox, gsd=config.gsd, tile_px=config.tile_px, margin_px=config.margin_px, patch=inference.patch
     )
     if plan.n_tiles > config.max_tiles and not config.allow_large:
@@ -165,38 +172,37 @@ def run_region(config: MapConfig, log: Log = print) -> dict[str, Any]:
             f"the bbox covers {plan.n_tiles:,} tiles ({plan.area_km2:,.1f} km², {plan.n_patches:,} patches), "
             f"more than max_tiles {config.max_tiles:,}: add --yes to map it, or run `magseg plan` first"
         )
-    catalog = open_catalog(config.stac)
-    found = catalog.search(config.bbox, config.datetime, config.collections, config.max_cloud)
-    if not found:
+    query = SceneQuery(
+        config.stac,
+        config.datetime,
+        tuple(config.collections) if config.collections else None,
+        config.max_cloud,
+    )
+    sampled = sample_tiles(plan, query)
+    if not any(hits for _, hits in sampled):
         raise EmptyInputError(
             f"no STAC items in {config.stac} match bbox {list(config.bbox)}, datetime {config.datetime}, "
-            f"collections {config.collections}, max cloud {config.max_cloud}: widen the search"
+            f"collections {config.collections}, max cloud {config.max_cloud} on {len(sampled)} tiles "
+            "sampled across it: widen the search"
         )
-    # absolute hrefs, so a worker reads an item without the catalog's root
-    items = [pystac.Item.from_dict(portable_item(it)) for it in found]
-    tiles = list(tile_items(plan, items))  # at most max_tiles unless allow_large
     if config.refine.boundary_scale is None:  # the image fallback's scale (alone or fused with a model)
-        scale = estimate_boundary_scale(tiles, config.gsd, config.asset)
+        scale = estimate_boundary_scale(sampled, config.gsd, config.asset)
         config.refine = replace(config.refine, boundary_scale=scale)
-        log(f"boundary scale {scale:.2f} (CIELAB step) from {BOUNDARY_SAMPLE} sampled tiles")
+        log(f"boundary scale {scale:.2f} (CIELAB step) from {len(sampled)} sampled tiles")
     store = RunStore(config.out)
     resumed = store.open(config.result_settings())
-    done = store.done()
-    rows = [tile_row(tile, hits) for tile, hits in tiles if tile.id not in done]
     log(
         f"plan: {plan.n_tiles} tiles of {plan.tile_m:g} m ({plan.area_km2:.2f} km², {plan.n_patches} patches) "
-        f"in {plan.crs}; {len(items)} scene(s) found; "
-        + (f"resuming: {len(done)} tile(s) already done" if resumed else "new run")
+        f"in {plan.crs}; " + ("resuming: finished tiles are skipped" if resumed else "new run")
     )
     t1 = time.perf_counter()
     finished = 0
-    if rows:
-        for summary in _execute(rows, config, inference.patch, inference.grid, log):
-            finished += 1
-            log(
-                f"tile {finished}/{len(rows)} {summary['tile_id']}: {summary['status']}, "
-                f"{summary['polygons']} polygon(s)"
-            )
+    for summary in _execute(plan, query, config, inference.patch, inference.grid, log):
+        finished += 1
+        log(
+            f"tile {finished} (of at most {plan.n_tiles}) {summary['tile_id']}: {summary['status']}, "
+            f"{summary['polygons']} polygon(s)"
+        )
     t2 = time.perf_counter()
     summary = finalize_run(store, plan, config, log=log)
     summary["timings"] = {
@@ -204,7 +210,7 @@ def run_region(config: MapConfig, log: Log = print) -> dict[str, Any]:
         "tiles_s": t2 - t1,
         "finalize_s": time.perf_counter() - t2,
         "total_s": time.perf_counter() - t0,
-        "tiles_run_now": len(rows),
+        "tiles_run_now": finished,
     }
     write_json(store.root / "run.json", summary)
     return summary

@@ -38,8 +38,11 @@ Bbox = tuple[float, float, float, float]
 Bounds = tuple[float, float, float, float]
 
 
-def check_bbox(bbox: Sequence[float]) -> Bbox:
-    """A (west, south, east, north) WGS 84 bbox checked for planning; InputError (one line) otherwise."""
+def check_bbox(bbox: Sequence[float], max_lon_span: float | None = MAX_LON_SPAN) -> Bbox:
+    """A (west, south, east, north) WGS 84 bbox checked for planning; InputError (one line) otherwise.
+
+    ``max_lon_span`` bounds a bbox planned in one UTM zone; None for plans split by zone (magseg.mapping.zones).
+    """
     # the checks every bbox gets (four finite numbers, in range, not inverted) live with the STAC search
     checked = parse_bbox(bbox)
     if checked is None:
@@ -49,10 +52,10 @@ def check_bbox(bbox: Sequence[float]) -> Bbox:
         raise InputError(f"bbox {bbox!r} has no area: give a box with west < east and south < north")
     if s < UTM_LAT_RANGE[0] or n > UTM_LAT_RANGE[1]:
         raise InputError(f"bbox {bbox!r} leaves UTM's 80S..84N: clip it to that latitude range")
-    if e - w > MAX_LON_SPAN:
+    if max_lon_span is not None and e - w > max_lon_span:
         raise InputError(
-            f"bbox {bbox!r} spans {e - w:g} degrees of longitude (max {MAX_LON_SPAN:g} in one UTM zone): "
-            "split it into narrower boxes"
+            f"bbox {bbox!r} spans {e - w:g} degrees of longitude (max {max_lon_span:g} in one UTM zone): "
+            "split it into narrower boxes, or plan it by zone (magseg.mapping.zones.plan_zones)"
         )
     return (w, s, e, n)
 
@@ -90,6 +93,10 @@ class Tile:
     row: int
     size_m: float  # tile side in metres
     margin_m: float  # overlap margin read around the core, metres
+    # Longitudes where the tile's zone part was cut from a neighbouring zone's (None: no cut on that side).
+    # The tile writes only ground east of cut_w and west of cut_e; pieces cut there join across the zone line.
+    cut_w: float | None = None
+    cut_e: float | None = None
 
     @property
     def id(self) -> str:
@@ -136,6 +143,7 @@ class RegionPlan:
     patch: int
     runs: tuple[tuple[int, int, int], ...]  # (row, first col, last col), rows ascending
     bbox_area_km2: float  # geodesic area of the bbox itself
+    cuts: tuple[float | None, float | None] = (None, None)  # zone lines cutting the bbox west / east
 
     @property
     def crs(self) -> str:
@@ -169,7 +177,17 @@ class RegionPlan:
         size, margin = self.tile_m, self.margin_px * self.gsd
         for row, c0, c1 in self.runs:
             for col in range(c0, c1 + 1):
-                yield Tile(self.epsg, col, row, size, margin)
+                yield Tile(self.epsg, col, row, size, margin, *self.cuts)
+
+    def tile_at(self, index: int) -> Tile:
+        """The ``index``-th tile of ``tiles`` in O(rows), without listing the ones before it."""
+        if not 0 <= index < self.n_tiles:
+            raise IndexError(f"tile index {index} outside 0..{self.n_tiles - 1}")
+        for row, c0, c1 in self.runs:
+            if index <= c1 - c0:
+                return Tile(self.epsg, c0 + index, row, self.tile_m, self.margin_px * self.gsd, *self.cuts)
+            index -= c1 - c0 + 1
+        raise AssertionError("unreachable: index checked against n_tiles")
 
     def __contains__(self, tile_id: object) -> bool:
         """Whether a tile id ("<epsg>_<col>_<row>") is one of this plan's tiles."""

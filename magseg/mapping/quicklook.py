@@ -76,24 +76,31 @@ def _png_data_url(rgb_or_rgba: np.ndarray) -> str:
 
 def write_html_map(
     path: str | os.PathLike[str],
-    layer: gpd.GeoDataFrame,
+    layer: gpd.GeoDataFrame | None,
     image: np.ndarray,
     bounds_utm: tuple[float, float, float, float],
     epsg: int,
     title: str = "magseg fields",
+    total: int | None = None,
 ) -> None:
     """One HTML file (Leaflet inlined, works offline): the imagery, the fields coloured by class, a legend.
 
+    ``layer`` None draws the imagery alone (``total``: the polygons left out, said in the legend).
     The imagery is drawn as an image overlay on its WGS 84 bounds (a UTM image on Web Mercator: the
     distortion is well under a pixel for the areas a quick look shows).
     """
     x0, y0, x1, y1 = bounds_utm
     lon0, lat0 = Transformer.from_crs(epsg, 4326, always_xy=True).transform(x0, y0)
     lon1, lat1 = Transformer.from_crs(epsg, 4326, always_xy=True).transform(x1, y1)
-    shown = layer.to_crs(4326)
+    shown = (
+        layer.to_crs(4326)
+        if layer is not None
+        else gpd.GeoDataFrame({"id": [], "class": [], "metrics:area": []}, geometry=[], crs=4326)
+    )
+    total = len(shown) if total is None else total
     note = ""
-    if len(shown) > MAX_HTML_POLYGONS:
-        note = f"{len(shown):,} polygons: too many to embed; open the GeoParquet layer in a GIS"
+    if total > MAX_HTML_POLYGONS:
+        note = f"{total:,} polygons: too many to embed; open the GeoParquet layer in a GIS"
         shown = shown.iloc[:0]
     geojson = json.loads(shown[["id", "class", "metrics:area", "geometry"]].to_json(drop_id=True))
     colours = {name: "#" + bytes(CLASS_COLOURS[i][:3]).hex() for i, name in enumerate(CLASS_NAMES)}

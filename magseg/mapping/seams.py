@@ -23,10 +23,15 @@ def merge_seams(pieces: gpd.GeoDataFrame, gsd: float, min_shared_px: float = 4.0
     has four pieces). A joined polygon takes the smallest id of its pieces, so the result depends only on
     the pieces, never on the order tiles finished in. Areas and perimeters are recomputed.
     """
+    return join_touching(pieces, gsd, min_shared_px).drop(columns="seams")
+
+
+def join_touching(pieces: gpd.GeoDataFrame, gsd: float, min_shared_px: float = 4.0) -> gpd.GeoDataFrame:
+    """merge_seams keeping the ``seams`` column (a joined polygon gets the union of its pieces' flags)."""
     frame = pieces.reset_index(drop=True)
     on_seam = np.flatnonzero(frame["seams"].astype(str).str.len().to_numpy() > 0)
     if len(on_seam) < 2:
-        return frame.drop(columns="seams")
+        return frame
     geoms = frame.geometry.to_numpy()
     classes = frame["class"].to_numpy()
     tree = shapely.STRtree(geoms[on_seam])
@@ -35,13 +40,19 @@ def merge_seams(pieces: gpd.GeoDataFrame, gsd: float, min_shared_px: float = 4.0
     left, right = on_seam[left[keep]], on_seam[right[keep]]
     shared = shapely.length(shapely.intersection(geoms[left], geoms[right]))
     keep = shared >= min_shared_px * gsd
-    left, right = left[keep], right[keep]
+    return _union_groups(frame, left[keep], right[keep], gsd)
+
+
+def _union_groups(
+    frame: gpd.GeoDataFrame, left: np.ndarray, right: np.ndarray, gsd: float
+) -> gpd.GeoDataFrame:
+    """Union the connected groups of the pairs (left[i], right[i]) of ``frame``'s rows."""
     n = len(frame)
     graph = coo_matrix((np.ones(len(left)), (left, right)), shape=(n, n))
     _, group = connected_components(graph, directed=False)
     sizes = np.bincount(group)
     if (sizes == 1).all():
-        return frame.drop(columns="seams")
+        return frame
 
     grouped = sizes[group] > 1
     single = frame[~grouped]
@@ -52,10 +63,51 @@ def merge_seams(pieces: gpd.GeoDataFrame, gsd: float, min_shared_px: float = 4.0
     for _, members in multi.drop(columns="_group").groupby(multi["_group"].to_numpy(), sort=False):
         first = members.iloc[0]
         geom = shapely.union_all(shapely.set_precision(members.geometry.to_numpy(), grid))
-        joined.append({**first.to_dict(), "geometry": geom})
+        flags = sorted({f for text in members["seams"].astype(str) for f in text.split(",") if f})
+        joined.append({**first.to_dict(), "geometry": geom, "seams": ",".join(flags)})
     merged = gpd.GeoDataFrame(joined, geometry="geometry", crs=frame.crs)
     merged["metrics:area"] = merged.geometry.area.to_numpy()
     merged["metrics:perimeter"] = merged.geometry.length.to_numpy()
     out = pd.concat([single, merged], ignore_index=True)
     out = gpd.GeoDataFrame(out, geometry="geometry", crs=frame.crs)
-    return out.sort_values("id", kind="stable").drop(columns="seams").reset_index(drop=True)
+    return out.sort_values("id", kind="stable").reset_index(drop=True)
+
+
+def join_across_zones(
+    frames: list[gpd.GeoDataFrame], gsd: float, min_shared_px: float = 4.0
+) -> gpd.GeoDataFrame:
+    """Join the pieces cut on UTM zone lines (``Z`` flag) with their partners in the neighbouring zone.
+
+    ``frames`` hold pieces of different zones, each in its own UTM CRS. Both sides cut along the same
+    points of the zone line (magseg.mapping.tile.zone_strip) but are reprojected from different CRSs, so
+    outlines are matched within a tolerance (a hundredth of a pixel) rather than exactly: two pieces of
+    one class join when one's outline runs within that tolerance of the other's for ``min_shared_px``
+    pixels. The result is in the first frame's CRS.
+    """
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return gpd.GeoDataFrame({"id": [], "seams": []}, geometry=[])
+    crs = frames[0].crs
+    frame = gpd.GeoDataFrame(
+        pd.concat([f.to_crs(crs) for f in frames], ignore_index=True), geometry="geometry", crs=crs
+    )
+    tol = gsd / 100.0
+    geoms = frame.geometry.to_numpy()
+    cut = np.flatnonzero(frame["seams"].astype(str).str.contains("Z").to_numpy())
+    if len(cut) < 2:
+        return frame
+    tree = shapely.STRtree(geoms[cut])
+    left, right = tree.query(geoms[cut], predicate="dwithin", distance=tol)
+    classes = frame["class"].to_numpy()
+    keep = (left < right) & (classes[cut[left]] == classes[cut[right]])
+    left, right = cut[left[keep]], cut[right[keep]]
+    near = shapely.buffer(shapely.boundary(geoms[right]), tol)
+    shared = shapely.length(shapely.intersection(shapely.boundary(geoms[left]), near))
+    keep = shared >= min_shared_px * gsd
+    left, right = left[keep], right[keep]
+    # snap each partner onto the other so their common edge has common vertices before the union
+    snapped = geoms.copy()
+    for a, b in zip(left, right, strict=True):
+        snapped[b] = shapely.snap(snapped[b], snapped[a], tol * 2)
+    frame = frame.set_geometry(snapped)
+    return _union_groups(frame, left, right, gsd)

@@ -97,6 +97,19 @@ class RunStore:
         """Whether one tile is finished (one file check, not a listing of the folder)."""
         return (self.tiles / f"{tile_id}.json").is_file()
 
+    def record(self, tile_id: str) -> dict[str, Any] | None:
+        """One finished tile's record, or None if the tile is not finished."""
+        path = self.tiles / f"{tile_id}.json"
+        try:
+            return dict(json.loads(path.read_text()))
+        except FileNotFoundError:
+            return None
+
+    def tile_pieces(self, tile_id: str) -> gpd.GeoDataFrame | None:
+        """One finished tile's pieces, or None if it has none."""
+        path = self.tiles / f"{tile_id}.parquet"
+        return gpd.read_parquet(path) if path.is_file() else None
+
     def records(self) -> list[dict[str, Any]]:
         """The finished tiles' records, sorted by tile id."""
         return [json.loads((self.tiles / f"{t}.json").read_text()) for t in sorted(self.done())]

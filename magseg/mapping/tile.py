@@ -6,12 +6,14 @@ from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
+import shapely
 from affine import Affine
 from rasterio.crs import CRS
+from shapely.geometry import Polygon
 
 from magseg.classes import BACKGROUND
 from magseg.labels import LabelRaster
-from magseg.mapping.plan import Tile
+from magseg.mapping.plan import Tile, _transformer
 from magseg.refine import refine
 from magseg.refine.boundary import BoundaryModel, OrientedBoundary
 from magseg.vector import polygonize
@@ -20,6 +22,10 @@ __all__ = ["RefineSettings", "TilePieces", "core_window", "tile_pieces"]
 
 #: Sides of a tile core, in the order of the ``seams`` column ("W" = the piece reaches the west edge).
 SIDES = ("W", "S", "E", "N")
+#: The ``seams`` flag of a piece cut on a UTM zone line (joined across zones by magseg.mapping.seams).
+ZONE_SIDE = "Z"
+#: Points per degree of latitude along a zone line when it is drawn in a zone's coordinates (~1 per 110 m).
+ZONE_LINE_DENSITY = 1000
 
 
 @dataclass(frozen=True)
@@ -90,7 +96,61 @@ def tile_pieces(
     )
     layer["id"] = tile.id + "-" + layer["id"]
     layer["seams"] = _seams(instance, layer["instance"].to_numpy())
-    return TilePieces(layer, core_sem)
+    return TilePieces(cut_to_zone(layer, tile), core_sem)
+
+
+def zone_strip(tile: Tile) -> Polygon | None:
+    """The ground the tile may write, in its CRS: between its zone cuts (None: the tile is cut nowhere).
+
+    The zone line is drawn through points on a fixed latitude lattice (ZONE_LINE_DENSITY), so the tiles
+    on both sides of a line, each in its own zone's coordinates, cut along the very same points.
+    """
+    if tile.cut_w is None and tile.cut_e is None:
+        return None
+    w, s, e, n = tile.read_footprint.bounds
+    lat0 = np.floor(s * ZONE_LINE_DENSITY - 1) / ZONE_LINE_DENSITY
+    lat1 = np.ceil(n * ZONE_LINE_DENSITY + 1) / ZONE_LINE_DENSITY
+    lats = np.arange(round(lat0 * ZONE_LINE_DENSITY), round(lat1 * ZONE_LINE_DENSITY) + 1) / ZONE_LINE_DENSITY
+    west = tile.cut_w if tile.cut_w is not None else w - 1.0
+    east = tile.cut_e if tile.cut_e is not None else e + 1.0
+    if east <= w or west >= e:
+        return Polygon()  # the whole tile lies beyond a cut (its core only touches the zone part)
+    lon = np.concatenate([np.full(len(lats), west), np.full(len(lats), east)])
+    lat = np.concatenate([lats, lats[::-1]])
+    x, y = _transformer(4326, tile.epsg).transform(lon, lat)
+    return Polygon(np.column_stack([x, y]))
+
+
+def cut_to_zone(layer: gpd.GeoDataFrame, tile: Tile) -> gpd.GeoDataFrame:
+    """Clip a tile's pieces to its zone strip; a piece cut there gets the ``Z`` seam flag."""
+    strip = zone_strip(tile)
+    if strip is None or len(layer) == 0:
+        return layer
+    geoms = layer.geometry.to_numpy()
+    shapely.prepare(strip)
+    inside = shapely.contains(strip, geoms)
+    if inside.all():
+        return layer
+    clipped = shapely.intersection(geoms, strip)
+    polygonal = np.array([_polygonal(g) for g in clipped], dtype=object)
+    area = shapely.area(polygonal)
+    keep = area > 0
+    out = layer.copy()
+    out["geometry"] = polygonal
+    cut = ~inside
+    flags = out["seams"].to_numpy(dtype=object)
+    out["seams"] = [(f + "," + ZONE_SIDE).strip(",") if c else f for f, c in zip(flags, cut, strict=True)]
+    out["metrics:area"] = area
+    out["metrics:perimeter"] = shapely.length(polygonal)
+    return out[keep].reset_index(drop=True)
+
+
+def _polygonal(geom: shapely.Geometry) -> shapely.Geometry:
+    """The polygonal part of an intersection (a clip can leave stray lines or points beside polygons)."""
+    if isinstance(geom, shapely.Polygon | shapely.MultiPolygon):
+        return geom
+    parts = [p for p in shapely.get_parts(geom) if isinstance(p, shapely.Polygon | shapely.MultiPolygon)]
+    return shapely.union_all(parts) if parts else shapely.Polygon()
 
 
 def _seams(instance: np.ndarray, ids: np.ndarray) -> list[str]:

@@ -15,8 +15,9 @@ import shapely
 
 from magseg.errors import EmptyInputError
 from magseg.inference.meta import resolve_config
-from magseg.mapping.pipeline import estimate_boundary_scale, tile_items
+from magseg.mapping.pipeline import estimate_boundary_scale, spread
 from magseg.mapping.plan import plan_region, utm_epsg
+from magseg.mapping.source import tile_items
 from magseg.refine.boundary import choose_boundary_model, scene_boundary
 from magseg.serve.compute import Generate, TileComputer
 from magseg.serve.config import ServeConfig
@@ -56,7 +57,7 @@ class TileService:
                 margin_px=config.margin_px,
                 epsg=self.epsg,
             )
-            sample = list(tile_items(plan, items)) if plan.n_tiles <= 10_000 else []
+            sample = list(tile_items((plan.tile_at(i) for i in spread(plan.n_tiles)), items))
             refine = replace(refine, boundary_scale=estimate_boundary_scale(sample, config.gsd, config.asset))
         self.refine = refine
         boundary = scene_boundary(choose_boundary_model(config.boundary), config.gsd, refine.boundary_scale)
