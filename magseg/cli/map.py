@@ -20,7 +20,12 @@ import click
 @click.option("--collection", "collections", multiple=True, help="STAC collection to search (repeatable).")
 @click.option("--datetime", "datetime_", default=None, help="RFC 3339 instant or start/end interval.")
 @click.option("--max-cloud", type=float, default=None, help="Largest eo:cloud_cover (percent).")
-@click.option("--engine", type=click.Choice(["hf", "vllm"]), default=None, help="hf (default) or vllm (GPU).")
+@click.option(
+    "--engine",
+    type=click.Choice(["hf", "vllm", "truth"]),
+    default=None,
+    help="hf (default), vllm (GPU), or truth: a stand-in writing the items' labels as RRLE (drills).",
+)
 @click.option(
     "--boundary",
     default=None,

@@ -17,7 +17,9 @@ from magseg.mapping.tile import RefineSettings
 
 __all__ = ["MapConfig", "check_model_dir", "load_map_config"]
 
-ENGINES = ("hf", "vllm")
+#: hf: transformers (CPU or GPU); vllm: GPU hosts; truth: a stand-in that writes the RRLE of the items'
+#: label rasters instead of running a model (scale drills and tests measure the pipeline, not the model).
+ENGINES = ("hf", "vllm", "truth")
 
 
 @dataclass
@@ -32,7 +34,9 @@ class MapConfig:
     datetime: str | None = None  # RFC 3339 instant or interval "start/end"
     max_cloud: float | None = None  # percent
     asset: str = "image"  # the items' RGB asset key
-    engine: str = "hf"  # hf (transformers, CPU or GPU) | vllm (GPU hosts)
+    engine: str = "hf"  # hf (transformers, CPU or GPU) | vllm (GPU hosts) | truth (stand-in, see ENGINES)
+    truth_asset: str = "labels"  # engine truth: the items' label raster asset ...
+    truth_band: int = 2  # ... and its class band (magseg synth writes instance ids in 1, classes in 2)
     boundary: str | None = None  # boundary model folder; None: the bundled one; "none": image fallback
     export: str | None = None  # one-file copy of the layer: .parquet | .fgb | .gpkg
     address: str | None = None  # Ray address (ray://host:10001, "auto"); None: start a local Ray
@@ -81,6 +85,8 @@ class MapConfig:
         out["bbox"] = list(self.bbox)
         out["model"] = os.path.abspath(self.model)
         out["refine"] = asdict(self.refine)
+        if self.engine == "truth":
+            out["truth"] = [self.truth_asset, self.truth_band]
         return out
 
     def to_dict(self) -> dict[str, Any]:

@@ -95,7 +95,9 @@ def _execute(
     ds: Any = ray.data.range(slots, override_num_blocks=min(slots, SOURCE_TASKS))
     out = os.path.abspath(config.out)
     ds = ds.flat_map(block_rows, fn_kwargs={"plan": plan, "query": query, "out": out}, num_cpus=0.25)
-    ds = ds.map(read_stage, fn_kwargs={"gsd": config.gsd, "asset": config.asset}, num_cpus=0.5)
+    truth = (config.truth_asset, config.truth_band) if config.engine == "truth" else None
+    read = {"gsd": config.gsd, "asset": config.asset, "truth": truth}
+    ds = ds.map(read_stage, fn_kwargs=read, num_cpus=0.5)
     ds = ds.map_batches(
         TileModel,
         fn_constructor_kwargs={

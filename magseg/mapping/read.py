@@ -71,7 +71,12 @@ def _intersects(item: pystac.Item, lonlat: shapely.Polygon) -> bool:
 
 
 def read_tile(
-    tile: Tile, items: list[pystac.Item], gsd: float, asset: str = "image", threads: int = 1
+    tile: Tile,
+    items: list[pystac.Item],
+    gsd: float,
+    asset: str = "image",
+    threads: int = 1,
+    indexes: tuple[int, ...] = (1, 2, 3),
 ) -> TileImage:
     """Read ``tile.read_bounds`` at exactly ``gsd`` metres in the tile's UTM CRS from ``items``.
 
@@ -81,6 +86,7 @@ def read_tile(
     whose footprint misses the tile are skipped silently; items whose asset is missing or unreadable
     are skipped with a line in ``TileImage.warnings``. InputError when no item gives any pixel.
     ``threads`` > 1 reads items concurrently (useful over HTTP) at the cost of the early stop.
+    ``indexes`` are the asset's bands read (RGB by default; e.g. (2,) for a label raster's class band).
     """
     if not (math.isfinite(gsd) and gsd > 0):
         raise InputError(f"gsd {gsd!r} must be a positive number of metres per pixel")
@@ -110,7 +116,7 @@ def read_tile(
         try:
             with Reader(href) as src:
                 img = src.part(
-                    bounds, dst_crs=crs, bounds_crs=crs, width=width, height=height, indexes=(1, 2, 3)
+                    bounds, dst_crs=crs, bounds_crs=crs, width=width, height=height, indexes=indexes
                 )
         except TileOutsideBounds:
             raise

@@ -39,17 +39,26 @@ def _objects(values: list[Any]) -> np.ndarray:
     return out
 
 
-def read_stage(row: dict[str, Any], gsd: float, asset: str) -> dict[str, Any]:
-    """Read a tile's window; a tile no scene covers comes out with status "no-imagery" instead of failing."""
+def read_stage(
+    row: dict[str, Any], gsd: float, asset: str, truth: tuple[str, int] | None = None
+) -> dict[str, Any]:
+    """Read a tile's window; a tile no scene covers comes out with status "no-imagery" instead of failing.
+
+    ``truth`` (asset, band): also read the items' label raster there, for the stand-in engine.
+    """
     t0 = time.perf_counter()
     tile = Tile(**json.loads(row["tile"]))
     items = [pystac.Item.from_dict(d) for d in json.loads(row["items"])]
     out: dict[str, Any] = {"tile": row["tile"], "tile_id": tile.id}
     try:
         img = read_tile(tile, items, gsd, asset=asset)
+        if truth is not None:
+            out["truth"] = read_tile(tile, items, gsd, asset=truth[0], indexes=(truth[1],)).image[0]
     except InputError as exc:
         empty = np.zeros((1, 1), dtype=bool)
         out.update(status="no-imagery", message=str(exc), image=np.zeros((3, 1, 1), np.uint8), valid=empty)
+        if truth is not None:
+            out["truth"] = np.zeros((1, 1), np.uint8)
         out.update(transform=json.dumps([]), epsg=tile.epsg, scenes="[]", datetime="", warnings="[]")
     else:
         out.update(status="ok", message="", image=img.image, valid=img.mask)
@@ -69,9 +78,14 @@ class TileModel:
     """
 
     def __init__(self, model: str, engine: str = "hf", batch_size: int = 16, threads: int = 1) -> None:
-        import torch
+        from magseg.inference import Predictor, resolve_config
+        from magseg.inference.standin import TruthPredictor
 
-        from magseg.inference import Predictor
+        self.truth: TruthPredictor | None = None
+        if engine == "truth":  # the stand-in: the model folder only gives the format, nothing is loaded
+            self.truth = TruthPredictor(resolve_config(model)[0])
+            return
+        import torch
 
         torch.set_num_threads(max(int(threads), 1))  # Ray sets OMP threads to the actor's CPUs; say it here
         if engine == "vllm":
@@ -85,7 +99,8 @@ class TileModel:
         tokens: list[int] = []
         valid: list[int] = []
         seconds: list[float] = []
-        for status, image in zip(batch["status"], batch["image"], strict=True):
+        truths = batch["truth"] if self.truth is not None else [None] * len(batch["image"])
+        for status, image, truth in zip(batch["status"], batch["image"], truths, strict=True):
             if status != "ok":
                 semantic.append(np.zeros((1, 1), np.uint8))
                 patches += [0]
@@ -93,13 +108,16 @@ class TileModel:
                 valid += [0]
                 seconds += [0.0]
                 continue
-            pred = self.predictor.predict(np.asarray(image))
+            if self.truth is not None:
+                pred = self.truth.predict(np.asarray(image), np.asarray(truth))
+            else:
+                pred = self.predictor.predict(np.asarray(image))
             semantic.append(pred.semantic)
             patches.append(pred.n_patches)
             tokens.append(int(sum(pred.tokens)))
             valid.append(int(sum(r.valid for r in pred.reports)))
             seconds.append(pred.timings["total_s"])
-        out = dict(batch)
+        out = {k: v for k, v in batch.items() if k != "truth"}
         out.update(
             semantic=_objects(semantic),
             patches=np.array(patches, np.int64),

@@ -7,10 +7,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import geopandas as gpd
+import psutil
 import shapely
 
 from magseg.bundled import BUNDLED_MODEL
@@ -102,3 +104,46 @@ def test_sigkilled_run_resumes_to_the_same_polygons(
     summary = json.loads(rerun.stdout)
     assert summary["timings"]["tiles_run_now"] == planned - done
     assert layer_rows(out) == layer_rows(region_run)
+
+
+def _kill_ray_worker(title: str) -> int:
+    """SIGKILL the Ray worker processes whose title (``ray::<task or actor>``) holds ``title``; how many."""
+    killed = 0
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmd = " ".join(proc.info["cmdline"] or [])
+        if cmd.startswith("ray::") and title in cmd:
+            os.kill(proc.info["pid"], signal.SIGKILL)
+            killed += 1
+    return killed
+
+
+def test_killed_model_actor_and_refine_task_are_retried_to_the_same_layer(
+    region: tuple[Path, list[float]], tmp_path: Path
+) -> None:
+    """The stand-in engine keeps the drill fast; the kills hit the pipeline, which is what is tested."""
+    ref = tmp_path / "ref"
+    planned = run_region(region_config(region, ref, engine="truth"), log=lambda _: None)["tiles"]["planned"]
+    out = tmp_path / "drill"
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            run_region(region_config(region, out, engine="truth"), log=lambda _: None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    kills = {"TileModel": 0, "finish_tile": 0}
+    deadline = time.monotonic() + 240
+    while thread.is_alive() and time.monotonic() < deadline and not all(kills.values()):
+        if len(list((out / "tiles").glob("[!.]*.json"))) >= 1:  # mid-run: some tiles done, more to come
+            for title, n in kills.items():
+                kills[title] = n or _kill_ray_worker(title)
+        time.sleep(0.05)
+    thread.join(timeout=600)
+    assert not errors, errors
+    assert kills["TileModel"] >= 1, "the model actor should have been killed mid-run"
+    summary = json.loads((out / "run.json").read_text())
+    assert summary["tiles"]["finished"] == planned
+    assert layer_rows(out) == layer_rows(ref)
