@@ -1,6 +1,6 @@
 """Run magseg's benchmarks and print each as a ratio to bare primitives or a baseline timed in the same run.
 
-Usage: `make bench` or `.venv/bin/python benchmarks/run.py [--only codec,refine,region,serve] [--quick] [--json FILE]`.
+Usage: `make bench` or `.venv/bin/python benchmarks/run.py [--only codec,refine,region,serve,layer] [--quick] [--json FILE]`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ SECTIONS = {
     "refine": "benchmarks.refine_bench",
     "region": "benchmarks.region_bench",
     "serve": "benchmarks.serve_bench",
+    "layer": "benchmarks.serve_bench:run_layer",  # module:function when a module holds two sections
 }
 
 
@@ -43,7 +44,8 @@ def main() -> None:
         if name not in SECTIONS:
             parser.error(f"unknown section {name!r}; choose from {', '.join(SECTIONS)}")
         print(f"== {name}", flush=True)
-        rows = importlib.import_module(SECTIONS[name]).run(quick=args.quick)
+        module, _, function = SECTIONS[name].partition(":")
+        rows = getattr(importlib.import_module(module), function or "run")(quick=args.quick)
         results[name] = rows
         print(_table(rows), flush=True)
     if args.json:

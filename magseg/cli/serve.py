@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 
@@ -14,6 +16,11 @@ import click
     default=None,
     help="Trained boundary model folder (default: the bundled one; 'none': image fallback).",
 )
+@click.option(
+    "--layer",
+    default=None,
+    help="A finished layer (a `magseg map` run's fields/ folder) to serve at every zoom under /layer.",
+)
 @click.option("--config", "config_path", default=None, help="YAML ServeConfig (its keys; flags win).")
 @click.option("--host", default=None, help="Bind address (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="HTTP port (default 8000).")
@@ -23,12 +30,17 @@ def command(
     model: str | None,
     collections: tuple[str, ...],
     boundary: str | None,
+    layer: str | None,
     config_path: str | None,
     host: str | None,
     port: int | None,
     address: str | None,
 ) -> None:
-    """Serve /tiles/{z}/{x}/{y}.png|.geojson, /tilejson.json, /map computed on request; Ctrl-C stops."""
+    """Serve /tiles/{z}/{x}/{y}.png|.geojson, /tilejson.json, /map computed on request; Ctrl-C stops.
+
+    With --layer, /layer/{z}/{x}/{y}.png|.mvt serve a finished layer at every zoom, and /map shows it
+    below the on-request zooms.
+    """
     import ray
     from ray import serve
 
@@ -36,6 +48,7 @@ def command(
     from magseg.serve.config import load_serve_config
 
     given = {"stac": stac, "model": model, "collections": list(collections) or None, "boundary": boundary}
+    given["layer"] = os.path.abspath(layer) if layer else None  # replicas may run in another folder
     config = load_serve_config(config_path, **given, host=host, port=port)
     ray.init(address=address or "local", include_dashboard=False, configure_logging=False)
     serve.start(http_options={"host": config.host, "port": config.port})

@@ -16,8 +16,8 @@ from ray.serve.handle import DeploymentHandle
 from magseg import __version__
 from magseg.model.generate import Request
 from magseg.serve.config import ServeConfig, load_serve_config
-from magseg.serve.routes import TileRoutes
-from magseg.serve.service import TileService
+from magseg.serve.routes import LayerRoutes, TileRoutes
+from magseg.serve.service import LayerService, TileService
 
 __all__ = ["PatchModel", "TileServer", "build_app"]
 
@@ -43,12 +43,17 @@ def _service() -> TileService:
     return service
 
 
+def _layer() -> LayerService | None:
+    return _service().layer
+
+
 def _api_key() -> str | None:
     config: ServeConfig = _STATE["config"]
     return config.api_key()
 
 
 TileRoutes(service=_service, api_key=_api_key).register(app)
+LayerRoutes(layer=_layer, api_key=_api_key).register(app)
 
 
 @serve.deployment(name="patch_model")

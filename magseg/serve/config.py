@@ -39,6 +39,12 @@ class ServeConfig:
     cache_responses: int = 8192  # rendered tile bodies (PNG, GeoJSON) kept in memory per server replica
     cache_dir: str | None = None  # also keep computed grid tiles on disk (a region run folder layout)
     max_grid_tiles: int = 64  # most grid tiles one request may compute (request size limit)
+    # a finished layer (a `magseg map` run's fields/ folder) served at every zoom as /layer/{z}/{x}/{y}.png|.mvt
+    layer: str | None = None
+    layer_detail_zoom: int = 12  # from here on one feature per field (with its id); below: class coverage
+    layer_max_features: int = 2000  # more fields in one MVT tile: its class coverage instead (tile size)
+    layer_cache_parts: int = 32  # part files kept in memory (polygons in Web Mercator + an STRtree)
+    layer_refresh_s: float = 10.0  # rescan the layer folder for new or rewritten parts at most this often
     api_key_env: str = "MAGSEG_API_KEY"  # when this variable is set, requests must carry its value
     host: str = "127.0.0.1"
     port: int = 8000
@@ -67,9 +73,13 @@ class ServeConfig:
             "model_replicas",
             "server_replicas",
             "max_batch_size",
+            "layer_max_features",
+            "layer_cache_parts",
         ):
             if int(getattr(self, name)) < 1:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.layer_detail_zoom <= 24:
+            raise InputError(f"layer_detail_zoom {self.layer_detail_zoom} is not a zoom in 0..24")
         if self.engine not in ("hf", "vllm"):
             raise InputError(f"engine {self.engine!r} is not one of hf, vllm")
         if self.tile_px % 64 or self.margin_px < 0:

@@ -28,12 +28,13 @@ from magseg.serve.xyz import TileRequestError, tile_bounds, tile_lonlat_bounds
 from magseg.stac.hrefs import asset_href
 from magseg.viz import colourise
 
-__all__ = ["class_png", "fields_geojson", "imagery_png"]
+__all__ = ["class_png", "fields_geojson", "imagery_png", "png_bytes"]
 
 SIZE = 256
 
 
-def _png(array: np.ndarray) -> bytes:
+def png_bytes(array: np.ndarray) -> bytes:
+    """An (H, W[, C]) uint8 array as PNG bytes."""
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, format="PNG")
     return buf.getvalue()
@@ -51,7 +52,7 @@ def class_mask(layer: gpd.GeoDataFrame, tile: morecantile.Tile, size: int = SIZE
 
 def class_png(layer: gpd.GeoDataFrame, tile: morecantile.Tile) -> bytes:
     """Classes coloured, background transparent, 256 x 256."""
-    return _png(colourise(class_mask(layer, tile)))
+    return png_bytes(colourise(class_mask(layer, tile)))
 
 
 def fields_geojson(layer: gpd.GeoDataFrame, tile: morecantile.Tile) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import mapbox_vector_tile
 import morecantile
 import numpy as np
 import pytest
@@ -54,7 +55,7 @@ def server(region: tuple[Path, list[float]], region_run: Path) -> Iterator[str]:
     os.environ[KEY_ENV] = KEY
     try:
         args = {"stac": str(root), "tile_px": settings["tile_px"], "margin_px": settings["margin_px"]}
-        args |= {"refine": settings["refine"], "api_key_env": KEY_ENV}
+        args |= {"refine": settings["refine"], "api_key_env": KEY_ENV, "layer": str(region_run / "fields")}
         serve.run(build_app(args), name="tiles", route_prefix="/")
     finally:
         del os.environ[KEY_ENV]
@@ -155,6 +156,25 @@ def test_geojson_is_valid_clipped_and_ids_are_stable_across_neighbours(
     region_ids = set(read_partitioned(region_run / "fields")["id"])
     inside = [f for f in ids_a if shapely.box(*region[1]).contains(ids_a[f])]
     assert inside and np.mean([f in region_ids for f in inside]) > 0.9
+
+
+def test_finished_layer_below_min_zoom(
+    server: str, client: httpx.Client, region: tuple[Path, list[float]], region_run: Path
+) -> None:
+    """The region job's layer served by the same app at z10..z16, where /tiles answers 404."""
+    for z in (10, 14, 16):
+        t = centre_tile(region, z)
+        assert client.get(f"/tiles/{t.z}/{t.x}/{t.y}.png").status_code == 404
+        png = client.get(f"/layer/{t.z}/{t.x}/{t.y}.png")
+        assert png.status_code == 200 and decode_classes(png.content).any(), z
+    t = centre_tile(region, 16)
+    assert httpx.get(f"{server}/layer/{t.z}/{t.x}/{t.y}.mvt").status_code == 401
+    decoded = mapbox_vector_tile.decode(client.get(f"/layer/{t.z}/{t.x}/{t.y}.mvt").content)
+    served = {f["properties"]["id"] for f in decoded["fields"]["features"]}
+    assert served and served <= set(read_partitioned(region_run / "fields")["id"])
+    meta = client.get("/tilejson.json").json()
+    assert meta["layer"]["raster"].endswith("/layer/{z}/{x}/{y}.png") and meta["layer"]["minzoom"] == 0
+    assert "/layer/{z}/{x}/{y}.png" in client.get("/map").text
 
 
 def test_map_page_screenshot(server: str, client: httpx.Client, tmp_path: Path) -> None:
