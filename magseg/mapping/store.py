@@ -69,13 +69,6 @@ class RunStore:
         write_json(manifest, {"fingerprint": key, "settings": settings})
         return False
 
-    def done(self) -> set[str]:
-        """Ids of the finished tiles."""
-        if not self.tiles.is_dir():
-            return set()
-        # a leading dot marks a temporary file a killed run left behind (magseg.atomic)
-        return {p.stem for p in self.tiles.glob("*.json") if not p.name.startswith(".")}
-
     def save(
         self,
         tile_id: str,
@@ -109,10 +102,6 @@ class RunStore:
         """One finished tile's pieces, or None if it has none."""
         path = self.tiles / f"{tile_id}.parquet"
         return gpd.read_parquet(path) if path.is_file() else None
-
-    def records(self) -> list[dict[str, Any]]:
-        """The finished tiles' records, sorted by tile id."""
-        return [json.loads((self.tiles / f"{t}.json").read_text()) for t in sorted(self.done())]
 
     def pieces(self, ids: Iterable[str]) -> list[gpd.GeoDataFrame]:
         """The pieces of the given finished tiles (tiles without polygons are left out)."""
