@@ -23,7 +23,7 @@ from magseg.evaluate import comparison_table, evaluate_scenes, run_eval
 from magseg.evaluate.report import dice_table
 from magseg.evaluate.run import evaluate_baselines
 from magseg.inference import Predictor
-from magseg.inference.meta import InferenceConfig, write_model_card_meta
+from magseg.inference.meta import ModelFormat, write_model_card_meta
 from magseg.model import build_tiny_gemma3
 from magseg.refine import load_boundary_model
 from magseg.samples import SampleConfig, write_samples
@@ -124,7 +124,7 @@ def boundary_report(work: Path, naip_val: Path | None) -> dict[str, Any]:
     alone = load_boundary_model(work / "boundary")
     alone.fuse_image_fallback = False  # type: ignore[attr-defined]
     variants = {"image fallback": None, "boundary model": alone, "fused (max)": trained}
-    grid = InferenceConfig(patch=SYNTH.patch, grid=SYNTH.grid)
+    grid = ModelFormat(patch=SYNTH.patch, grid=SYNTH.grid)
     sets = {"NAIP train": work / "naip-train", "NAIP val": naip_val, "synth held-out": work / "heldout"}
     out: dict[str, Any] = {}
     for name, folder in sets.items():

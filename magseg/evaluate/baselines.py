@@ -14,7 +14,7 @@ from scipy import ndimage
 
 from magseg.classes import CLASSES, FIELD
 from magseg.codec import mask_to_grid
-from magseg.inference import InferenceConfig, patch_origins, stitch_grids
+from magseg.inference import ModelFormat, patch_origins, stitch_grids
 from magseg.labels import LabelRaster
 from magseg.sources import LabelledScene
 
@@ -101,7 +101,7 @@ class PixelClassifier:
         return self.classes[scores.argmax(axis=1)].reshape(h, w).astype(np.uint8)
 
 
-def to_patch_grid(pixel_classes: np.ndarray, config: InferenceConfig) -> np.ndarray:
+def to_patch_grid(pixel_classes: np.ndarray, config: ModelFormat) -> np.ndarray:
     """Reduce a per-pixel mask to the model's g x g cells per patch (majority) and stitch it back."""
     height, width = pixel_classes.shape
     origins = patch_origins(height, width, config.patch)

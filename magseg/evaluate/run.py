@@ -23,7 +23,7 @@ from magseg.evaluate.baselines import (
     to_patch_grid,
 )
 from magseg.evaluate.scoring import MethodScores
-from magseg.inference import InferenceConfig, Predictor
+from magseg.inference import ModelFormat, Predictor
 from magseg.metrics import mean_dice
 from magseg.model import resolve_model_path
 from magseg.refine import BoundaryModel, load_boundary_model, refine, scene_boundary
@@ -104,7 +104,7 @@ def _score_baselines(
     scene: LabelledScene,
     prob: np.ndarray,
     gsd: float,
-    config: InferenceConfig,
+    config: ModelFormat,
     classifier: PixelClassifier | None,
 ) -> None:
     """Each baseline's mask at the model's grid, refined and scored like the model's."""
@@ -128,7 +128,7 @@ def _baseline_summaries(baselines: Baselines) -> dict[str, Any]:
 
 def evaluate_baselines(
     scenes: Sequence[SceneRef],
-    config: InferenceConfig,
+    config: ModelFormat,
     classifier: PixelClassifier | None,
     boundary: BoundaryModel | None = None,
 ) -> dict[str, Any]:

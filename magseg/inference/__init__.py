@@ -1,9 +1,9 @@
 """Scene inference: the training prompt format per patch, batched generation, decoding and stitching."""
 
+from magseg.format import ModelFormat
 from magseg.inference.engine import CountingHFEngine, Engine, generate_counted
 from magseg.inference.meta import (
     META_NAME,
-    InferenceConfig,
     read_model_meta,
     resolve_config,
     write_model_card_meta,
@@ -23,7 +23,7 @@ __all__ = [
     "META_NAME",
     "CountingHFEngine",
     "Engine",
-    "InferenceConfig",
+    "ModelFormat",
     "Predictor",
     "ScenePrediction",
     "default_max_new_tokens",

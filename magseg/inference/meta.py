@@ -1,11 +1,11 @@
-"""How a model was trained (patch, grid, context size, crop): written beside the model, read at inference."""
+"""The model card: the sample format (magseg.format) a model was trained with, written beside it, read back."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -14,54 +14,20 @@ import yaml
 from magseg import __version__
 from magseg.atomic import atomic_path
 from magseg.errors import InputError
-from magseg.samples import SampleConfig
+from magseg.format import ModelFormat
 
 #: The model card file written next to the weights (or the adapter).
 META_NAME = "magseg.json"
 
 
-@dataclass(frozen=True)
-class InferenceConfig:
-    """What the prompts of a model must look like: the sample format it was trained on."""
-
-    patch: int = 64  # p: patch side in pixels
-    grid: int = 8  # g: the RRLE grid side
-    context_size: int = 256  # the scene image is resized to this side (as in the samples)
-    crop_size: int | None = None  # the patch crop is resized to this side (None: its own p pixels)
-    with_crop: bool = True  # the patch crop is given as a second image
-    jpeg_quality: int = 90  # images pass through JPEG as the samples' images did
-    window: int | None = None  # scenes larger than this are predicted as windows of this side
-
-    def check(self) -> None:
-        if self.patch < 1 or self.grid < 1 or self.grid > self.patch:
-            raise InputError(f"need 1 <= grid ({self.grid}) <= patch ({self.patch}); fix --patch/--grid")
-        if self.window is not None and (self.window < self.patch or self.window % self.patch):
-            raise InputError(f"window ({self.window}) must be a multiple of the patch ({self.patch})")
-        if self.context_size < 1 or (self.crop_size is not None and self.crop_size < 1):
-            raise InputError("context and crop sizes must be positive pixel counts")
-
-    @classmethod
-    def from_sample_config(cls, config: SampleConfig) -> InferenceConfig:
-        return cls(
-            patch=config.patch,
-            grid=config.grid,
-            context_size=config.context_size,
-            crop_size=config.crop_size,
-            with_crop=config.with_crop,
-            jpeg_quality=config.jpeg_quality,
-            window=config.window,
-        )
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> InferenceConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
-
-
 def write_model_card_meta(
-    model_dir: str | os.PathLike[str], config: SampleConfig, extra: dict[str, Any] | None = None
+    model_dir: str | os.PathLike[str], config: Any, extra: dict[str, Any] | None = None
 ) -> Path:
-    """Write ``model_dir``/magseg.json: the sample format the model was trained on (plus ``extra``)."""
+    (
+        """Write ``model_dir``/magseg.json: the samples' config (a dataclass, e.g. SampleConfig; its format fields
+    are what inference reads back) the model was trained on, plus ``extra``."""
+        ""
+    )
     folder = Path(model_dir)
     if not folder.is_dir():
         raise InputError(f"{folder}: no such model folder; save the model before writing its card")
@@ -99,7 +65,7 @@ def _from_training(folder: Path) -> dict[str, Any] | None:
     return config if isinstance(config, dict) else None
 
 
-def read_model_meta(model_dir: str | os.PathLike[str]) -> InferenceConfig | None:
+def read_model_meta(model_dir: str | os.PathLike[str]) -> ModelFormat | None:
     """The sample format recorded with a model, or None when the folder records none.
 
     Looks for magseg.json in the folder, then in the base model of an adapter folder; failing that, for
@@ -119,14 +85,14 @@ def read_model_meta(model_dir: str | os.PathLike[str]) -> InferenceConfig | None
         for cand in candidates:
             values = reader(cand)
             if values is not None:
-                return InferenceConfig.from_dict(values)
+                return ModelFormat.from_dict(values)
     return None
 
 
-def resolve_config(model_dir: str | os.PathLike[str], **overrides: Any) -> tuple[InferenceConfig, str]:
+def resolve_config(model_dir: str | os.PathLike[str], **overrides: Any) -> tuple[ModelFormat, str]:
     """The model's recorded config with ``overrides`` (None values ignored) applied; and where it came from."""
     recorded = read_model_meta(model_dir)
-    base = recorded if recorded is not None else InferenceConfig()
+    base = recorded if recorded is not None else ModelFormat()
     given = {k: v for k, v in overrides.items() if v is not None}
     config = dataclasses.replace(base, **given)
     config.check()

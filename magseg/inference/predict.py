@@ -14,14 +14,14 @@ from PIL import Image
 from magseg.classes import CLASSES
 from magseg.codec import DecodeReport, decode, encode, grid_to_mask
 from magseg.errors import InputError
+from magseg.format import ModelFormat, encode_jpeg
 from magseg.inference.engine import CountingHFEngine, Engine, generate_counted
-from magseg.inference.meta import InferenceConfig, resolve_config
+from magseg.inference.meta import resolve_config
 from magseg.model.generate import Request
 from magseg.patches import PatchLayout, stitch, window_origin
 from magseg.prompts import PatchSpec, user_turn
 
 # The very encoder the samples were built with, so inference images are the same JPEG bytes.
-from magseg.samples.build import encode_jpeg
 
 
 @dataclass
@@ -35,7 +35,7 @@ class ScenePrediction:
     reports: list[DecodeReport]
     tokens: list[int]  # generated tokens per patch (engine output ids)
     tokens_measured: bool  # False: counts were re-tokenised from text (an engine without ids)
-    config: InferenceConfig
+    config: ModelFormat
     timings: dict[str, float] = field(default_factory=dict)  # prepare_s, generate_s, decode_s, total_s
 
     @property
@@ -99,7 +99,7 @@ def check_scene_image(image: np.ndarray) -> np.ndarray:
     return arr
 
 
-def scene_requests(image: np.ndarray, config: InferenceConfig) -> tuple[list[PatchSpec], list[Request]]:
+def scene_requests(image: np.ndarray, config: ModelFormat) -> tuple[list[PatchSpec], list[Request]]:
     """One request per patch, built exactly as magseg.samples builds a training sample's prompt.
 
     A scene larger than the model's window is seen window by window (magseg.patches.window_origin):
@@ -129,7 +129,7 @@ def scene_requests(image: np.ndarray, config: InferenceConfig) -> tuple[list[Pat
 
 
 def predict_scene(
-    image: np.ndarray, engine: Engine, config: InferenceConfig, processor: Any = None
+    image: np.ndarray, engine: Engine, config: ModelFormat, processor: Any = None
 ) -> ScenePrediction:
     """Predict a scene's class mask: all its patches go to the engine together (one shared scene prefix).
 
@@ -170,9 +170,7 @@ def default_max_new_tokens(processor: Any, grid: int) -> int:
 class Predictor:
     """A model ready for scenes: engine + the sample format it was trained on."""
 
-    def __init__(
-        self, engine: Engine, config: InferenceConfig, processor: Any = None, name: str = ""
-    ) -> None:
+    def __init__(self, engine: Engine, config: ModelFormat, processor: Any = None, name: str = "") -> None:
         self.engine = engine
         self.config = config
         self.processor = processor

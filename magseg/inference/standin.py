@@ -12,7 +12,7 @@ import numpy as np
 
 from magseg.codec import decode, encode, mask_to_grid
 from magseg.errors import InputError
-from magseg.inference.meta import InferenceConfig
+from magseg.format import ModelFormat
 from magseg.inference.predict import ScenePrediction, patch_origins, stitch_grids
 
 __all__ = ["TruthPredictor"]
@@ -21,7 +21,7 @@ __all__ = ["TruthPredictor"]
 class TruthPredictor:
     """Predicts a scene by writing its given class mask's RRLE (majority class per cell)."""
 
-    def __init__(self, config: InferenceConfig, name: str = "truth") -> None:
+    def __init__(self, config: ModelFormat, name: str = "truth") -> None:
         self.config = config
         self.name = name
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from magseg.codec import encode, mask_to_grid
+from magseg.format import encode_jpeg
 from magseg.prompts import PatchSpec, assistant_turn, user_turn
 from magseg.samples.draw import colour_jitter, dihedral, draw_patch, draw_window
 from magseg.sources import LabelledScene
@@ -60,16 +59,6 @@ class Sample:
 
     def as_row(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def encode_jpeg(array_hwc: np.ndarray, size: int | None, quality: int) -> dict[str, Any]:
-    """An (H, W, 3) image as JPEG bytes in datasets' Image encoding, resized to ``size`` square when given."""
-    img = Image.fromarray(array_hwc)
-    if size is not None and img.size != (size, size):
-        img = img.resize((size, size), Image.Resampling.BILINEAR)
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=quality)
-    return {"bytes": buf.getvalue(), "path": None}
 
 
 def patch_target(

@@ -14,6 +14,7 @@ from datasets import Dataset, Image, List, disable_progress_bars, load_dataset
 from magseg import __version__
 from magseg.atomic import atomic_dir
 from magseg.errors import InputError
+from magseg.format import ModelFormat
 from magseg.samples.build import Sample, SampleConfig, scene_samples
 from magseg.sources import SceneRef, list_scenes
 
@@ -34,9 +35,9 @@ def _write_split(rows: list[dict], path: Path) -> None:
         shard.to_parquet(str(path / f"{path.name}-{i:05d}.parquet"))
 
 
-def _format(config: SampleConfig) -> tuple:
+def _format(config: SampleConfig) -> ModelFormat:
     """What a model's prompts depend on: samples of one folder must agree on it."""
-    return (config.patch, config.grid, config.context_size, config.crop_size, config.with_crop, config.window)
+    return ModelFormat.of(config)
 
 
 def write_samples(

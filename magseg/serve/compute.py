@@ -14,7 +14,7 @@ import shapely
 
 from magseg.codec import decode
 from magseg.errors import InputError
-from magseg.inference.meta import InferenceConfig
+from magseg.format import ModelFormat
 from magseg.inference.predict import patch_origins, scene_requests, stitch_grids
 from magseg.mapping.plan import Tile, plan_region
 from magseg.mapping.read import read_tile
@@ -49,7 +49,7 @@ class TileComputer:
         self,
         catalog: Catalog,
         generate: Generate,
-        inference: InferenceConfig,
+        inference: ModelFormat,
         *,
         epsg: int,
         gsd: float,

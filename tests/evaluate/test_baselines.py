@@ -16,7 +16,7 @@ from magseg.evaluate import (
     to_patch_grid,
 )
 from magseg.evaluate.scoring import ScenePair
-from magseg.inference import InferenceConfig
+from magseg.inference import ModelFormat
 from magseg.labels import LabelRaster
 from magseg.metrics import mean_dice
 
@@ -26,7 +26,7 @@ def test_pixel_classifier_beats_field_everywhere_on_synthetic_scenes() -> None:
     held_out = synthetic_training_scenes(4, 256, 0.5, seed=42)
     clf = PixelClassifier().fit(train)
     assert set(clf.classes.tolist()) >= {0, 1, 2}
-    config = InferenceConfig(patch=64, grid=8)
+    config = ModelFormat(patch=64, grid=8)
     model = [mean_dice(to_patch_grid(clf.predict(s.image), config), s.labels.semantic) for s in held_out]
     none = [mean_dice(field_everywhere(s.shape), s.labels.semantic) for s in held_out]
     assert np.mean(model) > np.mean(none) + 0.1
@@ -36,7 +36,7 @@ def test_to_patch_grid_is_the_cell_majority() -> None:
     mask = np.zeros((64, 64), np.uint8)
     mask[:, :22] = 2  # cells of 8 px: columns 0-1 all tree, column 2 (16..23) mostly tree
     mask[:2, :] = 4  # two rows of pond: a minority in the top cells
-    out = to_patch_grid(mask, InferenceConfig(patch=32, grid=4))
+    out = to_patch_grid(mask, ModelFormat(patch=32, grid=4))
     assert out.shape == (64, 64)
     assert (out[:, :24] == 2).all() and (out[:, 24:] == 0).all()
 

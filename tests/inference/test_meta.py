@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from magseg.errors import InputError
-from magseg.inference import InferenceConfig, read_model_meta, resolve_config, write_model_card_meta
+from magseg.inference import ModelFormat, read_model_meta, resolve_config, write_model_card_meta
 from magseg.samples import SampleConfig
 
 
@@ -17,7 +17,7 @@ def test_card_round_trip_and_overrides(tmp_path: Path) -> None:
     cfg = SampleConfig(patch=32, grid=4, context_size=128, crop_size=48, with_crop=False, jpeg_quality=80)
     write_model_card_meta(tmp_path, cfg, extra={"note": "x"})
     read = read_model_meta(tmp_path)
-    assert read == InferenceConfig(32, 4, 128, 48, False, 80)
+    assert read == ModelFormat(32, 4, 128, 48, False, 80)
     config, source = resolve_config(tmp_path, grid=8, patch=None)
     assert (config.patch, config.grid, config.context_size) == (32, 8, 128)
     assert source == "model folder + flags"
@@ -26,7 +26,7 @@ def test_card_round_trip_and_overrides(tmp_path: Path) -> None:
 def test_no_card_gives_defaults_and_bad_overrides_fail(tmp_path: Path) -> None:
     assert read_model_meta(tmp_path) is None
     config, source = resolve_config(tmp_path)
-    assert config == InferenceConfig() and source == "defaults"
+    assert config == ModelFormat() and source == "defaults"
     with pytest.raises(InputError, match="grid"):
         resolve_config(tmp_path, patch=8, grid=16)
 
@@ -44,7 +44,7 @@ def test_checkpoint_and_finished_run_fall_back_to_the_samples(tmp_path: Path) ->
         assert meta is not None and (meta.patch, meta.grid, meta.context_size) == (48, 6, 96)
     # a card in the folder wins over the training record
     write_model_card_meta(run / "checkpoint-500", SampleConfig(patch=16, grid=4))
-    assert read_model_meta(run / "checkpoint-500") == InferenceConfig.from_sample_config(SampleConfig(16, 4))
+    assert read_model_meta(run / "checkpoint-500") == ModelFormat.of(SampleConfig(16, 4))
 
 
 def test_broken_card_is_a_one_line_error(tmp_path: Path) -> None:
@@ -54,3 +54,14 @@ def test_broken_card_is_a_one_line_error(tmp_path: Path) -> None:
     assert "\n" not in str(info.value)
     with pytest.raises(InputError, match="no such model folder"):
         write_model_card_meta(tmp_path / "missing", SampleConfig())
+
+
+def test_inference_depends_on_nothing_of_training() -> None:
+    """The sample format lives in magseg.format: importing inference loads no training-side module."""
+    import subprocess
+    import sys
+
+    code = "import sys, magseg.inference; print(sorted(m for m in sys.modules if m.startswith('magseg.')))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "magseg.format" in loaded
+    assert "magseg.samples" not in loaded and "magseg.train" not in loaded and "magseg.sources" not in loaded

@@ -15,7 +15,7 @@ from magseg.codec import encode, mask_to_grid
 from magseg.errors import InputError
 from magseg.inference import (
     CountingHFEngine,
-    InferenceConfig,
+    ModelFormat,
     Predictor,
     patch_origins,
     predict_scene,
@@ -82,7 +82,7 @@ def test_requests_are_the_training_samples(synth_folder: Path) -> None:
     scene = list_scenes(synth_folder)[0].load()
     config = SampleConfig(patch=64, grid=8, per_scene=1, context_size=64, crop_size=32)
     sample = scene_samples(scene, config, FixedRng([64, 128]))[0]  # type: ignore[arg-type]
-    specs, requests = scene_requests(scene.image, InferenceConfig.from_sample_config(config))
+    specs, requests = scene_requests(scene.image, ModelFormat.of(config))
     k = next(i for i, s in enumerate(specs) if (s.x0, s.y0) == (64, 128))
     images, prompt = requests[k]
     assert prompt == sample.prompt
@@ -90,13 +90,13 @@ def test_requests_are_the_training_samples(synth_folder: Path) -> None:
     for got, stored in zip(images, sample.images, strict=True):
         want = np.asarray(Image.open(BytesIO(stored["bytes"])))
         np.testing.assert_array_equal(np.asarray(got), want)  # the same JPEG pixels as in training
-    _, no_crop = scene_requests(scene.image, InferenceConfig(with_crop=False))
+    _, no_crop = scene_requests(scene.image, ModelFormat(with_crop=False))
     assert len(no_crop[0][0]) == 1 and len(no_crop) == 16
 
 
 def test_oracle_text_decodes_and_stitches_to_the_truth_grid(synth_folder: Path) -> None:
     scene = list_scenes(synth_folder)[0].load()
-    config = InferenceConfig(patch=64, grid=8, context_size=32)
+    config = ModelFormat(patch=64, grid=8, context_size=32)
     sem = scene.labels.semantic
     texts = [encode(mask_to_grid(sem[y : y + 64, x : x + 64], 8)) for x, y in patch_origins(256, 256, 64)]
     engine = OracleEngine(texts)
@@ -139,19 +139,17 @@ def test_a_scene_larger_than_the_window_is_seen_window_by_window(synth_folder: P
     scene = list_scenes(synth_folder)[0].load()
     size = scene.shape[0]
     half = size // 2
-    config = InferenceConfig(patch=64, grid=8, context_size=64, window=half)
+    config = ModelFormat(patch=64, grid=8, context_size=64, window=half)
     specs, requests = scene_requests(scene.image, config)
     assert [(s.x0, s.y0) for s in specs] == patch_origins(size, size, 64)  # whole-scene positions kept
     # a patch of the bottom-right window is prompted exactly as the same patch of that window as a scene
     quarter = scene.image[:, half:, half:]
     k = next(i for i, s in enumerate(specs) if (s.x0, s.y0) == (half + 64, half))
-    _, alone = scene_requests(
-        np.ascontiguousarray(quarter), InferenceConfig(patch=64, grid=8, context_size=64)
-    )
+    _, alone = scene_requests(np.ascontiguousarray(quarter), ModelFormat(patch=64, grid=8, context_size=64))
     assert requests[k][1] == alone[1][1]
     for got, want in zip(requests[k][0], alone[1][0], strict=True):
         np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
     contexts = {id(r[0][0]) for r in requests}
     assert len(contexts) == 4  # one context image per window, shared by its patches
     with pytest.raises(InputError, match="multiple of the patch"):
-        InferenceConfig(patch=64, window=100).check()
+        ModelFormat(patch=64, window=100).check()

@@ -9,7 +9,7 @@ import numpy as np
 import shapely
 
 from magseg.codec import encode
-from magseg.inference.meta import InferenceConfig
+from magseg.inference.meta import ModelFormat
 from magseg.mapping.tile import RefineSettings
 from magseg.model.generate import Request
 from magseg.refine.boundary import OrientedBoundary
@@ -27,7 +27,7 @@ def computer(root: Path, cache_dir: Path | None, calls: list[int]) -> TileComput
     return TileComputer(
         open_catalog(root),
         generate,
-        InferenceConfig(patch=64, grid=8, context_size=64),
+        ModelFormat(patch=64, grid=8, context_size=64),
         epsg=32643,
         gsd=0.5,
         tile_px=128,
