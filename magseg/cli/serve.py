@@ -44,12 +44,14 @@ def command(
     import ray
     from ray import serve
 
+    from magseg.mapping.config import check_model_dir
     from magseg.serve.app import build_app
     from magseg.serve.config import load_serve_config
 
     given = {"stac": stac, "model": model, "collections": list(collections) or None, "boundary": boundary}
     given["layer"] = os.path.abspath(layer) if layer else None  # replicas may run in another folder
     config = load_serve_config(config_path, **given, host=host, port=port)
+    check_model_dir(config.model)  # one line now, not a replica's traceback later
     ray.init(address=address or "local", include_dashboard=False, configure_logging=False)
     serve.start(http_options={"host": config.host, "port": config.port})
     app = build_app(config.to_dict())

@@ -45,6 +45,11 @@ def command(
     from magseg.train.ray_job import load_job_config
 
     config, settings = load_job_config(config_path, kind, model=model, data=data)
+    base = getattr(config, "model", None)
+    if kind != "boundary" and isinstance(base, str) and base:
+        from magseg.model import resolve_model_path
+
+        resolve_model_path(base)  # a one-line error before any run folder is made
     if local:
         from magseg.train.ray_job import run_local
 

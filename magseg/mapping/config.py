@@ -113,12 +113,13 @@ def load_map_config(path: str | os.PathLike[str], **overrides: Any) -> MapConfig
 
 def check_model_dir(path: str | os.PathLike[str]) -> Path:
     """The model folder, or a one-line InputError when it is not a model magseg can load."""
+    from magseg.model import resolve_model_path  # transformers: only when a job is about to run
+
     folder = Path(path).expanduser()
     if not folder.is_dir():
         raise InputError(f"--model {path}: no such folder; give a model directory (e.g. from magseg train)")
-    markers = ("config.json", "adapter_config.json")
-    if not any((folder / m).is_file() for m in markers):
-        raise InputError(
-            f"--model {path}: not a model (no config.json or adapter_config.json); give a model directory"
-        )
+    try:
+        resolve_model_path(folder)
+    except InputError as exc:
+        raise InputError(f"--model {exc}") from None
     return folder.resolve()

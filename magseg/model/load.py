@@ -22,15 +22,49 @@ def _adapter_base(folder: Path) -> Path | None:
     return Path(base) if base else None
 
 
+#: Weight files load_model reads (safetensors only: nothing pickled is ever loaded).
+WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+ADAPTER_WEIGHTS = ("adapter_model.safetensors",)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _check_model_dir(path: Path) -> None:
+    """A one-line InputError unless ``path`` holds an image-text-to-text model load_model can load:
+    a config transformers reads, of an image-text-to-text architecture, and safetensors weights."""
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+
+    if not path.is_dir():
+        raise InputError(
+            f"{path}: not a model folder (no such folder); give a folder saved with save_pretrained"
+        )
     if not (path / "config.json").is_file():
         raise InputError(
             f"{path}: not a model folder (no config.json); give a folder saved with save_pretrained"
         )
+    try:
+        config = AutoConfig.from_pretrained(path, local_files_only=True)
+    except (ValueError, OSError, KeyError, TypeError) as exc:
+        raise InputError(
+            f"{path}: config.json is not a model config transformers can read ({_first_line(exc)}); "
+            "give a folder saved with save_pretrained"
+        ) from None
+    if config.model_type not in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:
+        raise InputError(
+            f"{path}: a {config.model_type!r} model is not image-text-to-text (MAgSeg reads images, writes "
+            "RRLE text): give a Gemma3-style model folder"
+        )
+    if not any((path / name).is_file() for name in WEIGHTS):
+        raise InputError(f"{path}: no weights ({' or '.join(WEIGHTS)}); save the model with save_pretrained")
 
 
 def resolve_model_path(path: str | os.PathLike[str]) -> tuple[Path, Path | None]:
-    """Split ``path`` into (base model folder, adapter folder or None).
+    """Split ``path`` into (base model folder, adapter folder or None), checked: a one-line InputError
+    when it is not a model (or adapter) load_model can load, before anything is loaded or written.
 
     A LoRA output folder (adapter_config.json, no config.json) stands for its base model plus itself,
     so ``load_model("runs/sft")`` works on what ``run_sft`` writes either way.
@@ -40,6 +74,8 @@ def resolve_model_path(path: str | os.PathLike[str]) -> tuple[Path, Path | None]
         base = _adapter_base(folder)
         if base is not None:
             _check_model_dir(base)
+            if not any((folder / name).is_file() for name in ADAPTER_WEIGHTS):
+                raise InputError(f"{folder}: an adapter folder without {ADAPTER_WEIGHTS[0]}; save it again")
             return base, folder
     _check_model_dir(folder)
     return folder, None

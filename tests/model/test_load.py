@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 
+from magseg.bundled import BUNDLED_MODEL
 from magseg.errors import InputError
-from magseg.model import load_model
+from magseg.model import load_model, resolve_model_path
 from magseg.train.config import LANGUAGE_LINEARS
+from tests.conftest import run_magseg
+
+CONFIGS = Path(__file__).resolve().parents[2] / "jobs" / "configs"
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +73,49 @@ def test_adapter_whose_base_is_gone(tmp_path: Path) -> None:
     (tmp_path / "adapter_config.json").write_text('{"base_model_name_or_path": "/nowhere/base"}')
     with pytest.raises(InputError, match="/nowhere/base: not a model folder"):
         load_model(tmp_path)
+
+
+def _bad_folder(root: Path, kind: str) -> Path:
+    """A folder that looks like a model but is not one magseg can load."""
+    folder = root / kind
+    folder.mkdir()
+    config = {
+        "empty-config": {},
+        "text-only": {"model_type": "gpt2", "n_layer": 1},
+        "no-weights": json.loads((BUNDLED_MODEL / "config.json").read_text()),
+    }[kind]
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+BAD_MODELS = {
+    "empty-config": "not a model config",
+    "text-only": "not image-text-to-text",
+    "no-weights": "no weights",
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_MODELS))
+def test_bad_model_folders_are_one_line_errors(kind: str, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=BAD_MODELS[kind]) as err:
+        resolve_model_path(_bad_folder(tmp_path, kind))
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("kind", list(BAD_MODELS))
+def test_every_command_refuses_a_bad_model_before_writing(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = _bad_folder(tmp_path, kind)
+    out = tmp_path / "out"
+    commands = {
+        "map": ["map", "--bbox", "10", "45", "10.001", "45.001", "--stac", str(tmp_path), "--out", str(out)],
+        "eval": ["eval", "--data", str(tmp_path)],
+        "serve": ["serve", "--stac", str(tmp_path)],
+        "train": ["train", "sft", "--config", str(CONFIGS / "sft_tiny_cpu.yaml"), "--local"],
+    }
+    for name, argv in commands.items():
+        status, _, stderr = run_magseg(monkeypatch, capsys, *argv, "--model", str(model))
+        assert status == 2, (name, stderr)
+        assert stderr.startswith("error: ") and stderr.count("\n") == 1, (name, stderr)
+        assert BAD_MODELS[kind] in stderr and not out.exists(), (name, stderr)
