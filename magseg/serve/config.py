@@ -22,6 +22,9 @@ class ServeConfig:
 
     stac: str
     model: str = str(BUNDLED_MODEL)
+    # What /tilejson.json calls the imagery and the layer. The catalog's path or URL is never published:
+    # None names the searched collections, else "the configured STAC catalog".
+    title: str | None = None
     engine: str = "hf"  # hf (transformers, CPU or GPU) | vllm (GPU replicas)
     collections: list[str] | None = None
     datetime: str | None = None
@@ -60,6 +63,14 @@ class ServeConfig:
     max_ongoing_requests: int = 32
     max_queued_requests: int = 256
     autoscaling: dict[str, Any] | None = None  # Serve autoscaling_config for the model deployment
+
+    def public_source(self) -> str:
+        """How public endpoints name the imagery: the title, else the collections (never a server path)."""
+        if self.title:
+            return self.title
+        if self.collections:
+            return "STAC collection(s) " + ", ".join(self.collections)
+        return "the configured STAC catalog"
 
     def __post_init__(self) -> None:
         if isinstance(self.refine, dict):

@@ -132,8 +132,9 @@ class TileService:
         suffix = f"?{query}" if query else ""
         return {
             "tilejson": "3.0.0",
-            "name": "magseg fields",
-            "description": f"Fields mapped on request by {os.path.basename(self.config.model)} from {self.config.stac}",
+            "name": self.config.title or "magseg fields",
+            "description": f"Fields mapped on request by the model {os.path.basename(self.config.model)} "
+            f"from {self.config.public_source()}",
             "tiles": [f"{base_url}/tiles/{{z}}/{{x}}/{{y}}.png{suffix}"],
             "vector_tiles_geojson": f"{base_url}/tiles/{{z}}/{{x}}/{{y}}.geojson{suffix}",
             "imagery": f"{base_url}/imagery/{{z}}/{{x}}/{{y}}.png{suffix}",
@@ -261,7 +262,7 @@ class LayerService:
         return {
             "tilejson": "3.0.0",
             "name": "magseg layer",
-            "description": f"The finished field layer {self.layer.root}",
+            "description": "A finished magseg field layer (fiboa), drawn from its partitions",
             "tiles": [f"{base_url}/layer/{{z}}/{{x}}/{{y}}.mvt{suffix}"],
             "raster": f"{base_url}/layer/{{z}}/{{x}}/{{y}}.png{suffix}",
             "vector_layers": [{"id": LAYER_NAME, "fields": fields, "minzoom": 0, "maxzoom": self.max_zoom}],

@@ -105,6 +105,8 @@ def test_keys_and_bad_requests(server: str, client: httpx.Client, region: tuple[
     assert "native scale" in client.get("/tiles/12/1/1.png").json()["detail"]
     meta = client.get("/tilejson.json").json()
     assert meta["tilejson"] == "3.0.0" and meta["minzoom"] == 17 and meta["tiles"][0].endswith("{y}.png")
+    # a public endpoint names no server path (the catalog, the model's or the layer's folder)
+    assert "/" not in meta["description"].replace("/layer", "") and "/" not in meta["layer"]["description"]
 
 
 def test_png_tile_lines_up_with_the_region_job(

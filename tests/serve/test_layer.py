@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -195,13 +196,14 @@ def test_no_layer_and_keys(service: LayerService) -> None:
         assert c.get(f"/layer/{t.z}/{t.x}/{t.y}.mvt", headers={"X-API-Key": "k"}).status_code == 200
 
 
-def test_tilejson(client: TestClient) -> None:
+def test_tilejson(client: TestClient, service: LayerService) -> None:
     meta = client.get("/layer/tilejson.json").json()
     assert meta["tilejson"] == "3.0.0" and meta["tiles"][0].endswith("/layer/{z}/{x}/{y}.mvt")
     assert meta["vector_layers"][0]["id"] == "fields" and set(meta["vector_layers"][0]["fields"]) == {
         "id",
         "class",
     }
+    assert str(service.layer.root) not in json.dumps(meta) and "/" not in meta["description"]
     w, s, e, n = meta["bounds"]
     assert w < HOME[0] < AWAY[0] < e and s < HOME[1] < n and meta["minzoom"] == 0
 
