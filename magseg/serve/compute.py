@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
@@ -19,7 +20,7 @@ from magseg.inference.predict import patch_origins, scene_requests, stitch_grids
 from magseg.mapping.plan import Tile, plan_region
 from magseg.mapping.read import read_tile
 from magseg.mapping.seams import merge_seams
-from magseg.mapping.store import RunStore
+from magseg.mapping.store import RunStore, fingerprint
 from magseg.mapping.tile import RefineSettings, tile_pieces
 from magseg.model.generate import Request
 from magseg.refine.boundary import BoundaryModel
@@ -35,6 +36,18 @@ Generate = Callable[[Request], Awaitable[tuple[str, int]]]
 #: (one ring completes every field smaller than a grid tile; each ring costs a full model pass per tile).
 MAX_RINGS = 1
 _NEIGHBOUR = {"W": (-1, 0), "E": (1, 0), "S": (0, -1), "N": (0, 1)}
+
+
+def disk_cache(cache_dir: str, settings: dict[str, Any]) -> RunStore:
+    """The on-disk grid-tile cache for these settings: ``cache_dir/<fingerprint>/``, a region-run layout.
+
+    Everything that decides a tile's polygons (model, catalog query, boundary, refinement, tiling, the
+    model's format) is in the fingerprint, so a server started with other settings never serves tiles a
+    different model or setting computed: it gets a fresh sub-folder of its own.
+    """
+    store = RunStore(Path(cache_dir) / fingerprint(settings))
+    store.open(settings)
+    return store
 
 
 class TileComputer:
@@ -62,12 +75,13 @@ class TileComputer:
         cache_tiles: int = 1024,
         cache_dir: str | None = None,
         max_grid_tiles: int = 64,
+        cache_settings: dict[str, Any] | None = None,
     ) -> None:
         self.catalog, self.generate, self.inference = catalog, generate, inference
         self.epsg, self.gsd, self.tile_px, self.margin_px = epsg, gsd, tile_px, margin_px
         self.refine, self.boundary, self.search, self.asset = refine, boundary, search, asset
         self.cache_tiles, self.max_grid_tiles = cache_tiles, max_grid_tiles
-        self.store = RunStore(cache_dir) if cache_dir else None
+        self.store = disk_cache(cache_dir, cache_settings or {}) if cache_dir else None
         self._memory: OrderedDict[str, gpd.GeoDataFrame] = OrderedDict()
         self._pending: dict[str, asyncio.Future[gpd.GeoDataFrame]] = {}
         self.computed = 0  # grid tiles computed (not served from a cache), for tests and stats

@@ -40,7 +40,9 @@ class ServeConfig:
     max_zoom: int = 22
     cache_tiles: int = 1024  # grid tiles kept in memory per server replica
     cache_responses: int = 8192  # rendered tile bodies (PNG, GeoJSON) kept in memory per server replica
-    cache_dir: str | None = None  # also keep computed grid tiles on disk (a region run folder layout)
+    cache_dir: str | None = (
+        None  # also keep computed grid tiles on disk, in a sub-folder per settings fingerprint
+    )
     max_grid_tiles: int = 64  # most grid tiles one request may compute (request size limit)
     # a finished layer (a `magseg map` run's fields/ folder) served at every zoom as /layer/{z}/{x}/{y}.png|.mvt
     layer: str | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import json
 import os
@@ -89,6 +90,16 @@ class TileService:
             cache_tiles=config.cache_tiles,
             cache_dir=config.cache_dir,
             max_grid_tiles=config.max_grid_tiles,
+            cache_settings={
+                "model": os.path.abspath(config.model),
+                "format": dataclasses.asdict(inference),
+                "stac": config.stac,
+                "search": self.search,
+                "asset": config.asset,
+                "boundary": config.boundary,
+                "refine": dataclasses.asdict(refine),
+                "tiling": [config.gsd, config.tile_px, config.margin_px, self.epsg],
+            },
         )
 
     @property

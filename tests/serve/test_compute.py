@@ -19,7 +19,9 @@ from magseg.stac import open_catalog
 FIELD_EVERYWHERE = encode(np.ones((8, 8), dtype=np.uint8))
 
 
-def computer(root: Path, cache_dir: Path | None, calls: list[int]) -> TileComputer:
+def computer(
+    root: Path, cache_dir: Path | None, calls: list[int], settings: dict | None = None
+) -> TileComputer:
     async def generate(_: Request) -> tuple[str, int]:
         calls.append(1)
         return FIELD_EVERYWHERE, 9
@@ -36,6 +38,7 @@ def computer(root: Path, cache_dir: Path | None, calls: list[int]) -> TileComput
         boundary=OrientedBoundary(gsd=0.5, scale=20.0),
         search={},
         cache_dir=str(cache_dir) if cache_dir else None,
+        cache_settings=settings if settings is not None else {"model": "field-everywhere"},
     )
 
 
@@ -59,4 +62,8 @@ def test_grid_tiles_are_computed_once_and_reused_from_disk(
     c = asyncio.run(again.layer(box))
     assert again.computed == 0 and len(calls) == before  # everything came from the disk cache
     assert sorted(c["id"]) == sorted(a["id"])
+    # another model (or any other setting) never gets those tiles: its own fresh sub-folder
+    other = computer(root, tmp_path / "cache", calls, settings={"model": "another"})
+    asyncio.run(other.layer(box))
+    assert other.computed == first.computed and len(list((tmp_path / "cache").iterdir())) == 2
     assert shapely.equals(shapely.union_all(c.geometry.to_numpy()), shapely.union_all(a.geometry.to_numpy()))
