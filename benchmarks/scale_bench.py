@@ -1,7 +1,7 @@
 """Country-scale shape of the region job: driver memory and wall time against area, and the finish at 1M pieces.
 
 1. Scale drill: `magseg map` with the stand-in engine (``engine: truth``, the scenes' own labels as RRLE)
-   and the image-fallback boundary, over 1x and 16x the area of synthetic 1 m scenes (1 -> 16 km²).
+   and the image-fallback boundary, no pictures (they embed the whole layer by design), over 1x and 16x the area of synthetic 1 m scenes (1 -> 16 km²).
    Reported: wall time, the driver's peak RSS and every Ray process's peak RSS (by process title), and
    the ratios 16x / 1x (goals: driver RSS <= 1.2x, wall <= 17x).
 2. The finish on ~1M synthetic seam pieces (generated into a run folder, not mapped): magseg's Ray
@@ -89,7 +89,7 @@ def _scenes(root: Path, n: int) -> tuple[Path, tuple[float, float, float, float]
 def drill(data: Path, bbox: tuple[float, float, float, float], out: Path, label: str) -> dict[str, object]:
     """One `magseg map` run with the stand-in engine, its driver and Ray processes watched."""
     config = out.parent / f"{out.name}.yaml"
-    config.write_text(f"gsd: {GSD}\nengine: truth\nboundary: none\nprogress: false\n")
+    config.write_text(f"gsd: {GSD}\nengine: truth\nboundary: none\nprogress: false\npictures: false\n")
     argv = [MAGSEG, "map", "--bbox", *map(str, bbox), "--stac", str(data), "--out", str(out)]
     argv += ["--config", str(config), "--json", "--yes"]
     t0 = time.perf_counter()

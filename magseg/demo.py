@@ -45,7 +45,8 @@ class DemoConfig:
     gsd: float = 0.5
     seed: int = 7
     location: str = "karnal"
-    progress: bool = True  # Ray Data's progress bars
+    progress: bool = True  # the region job's progress bar
+    verbose: bool = False  # library logs on the console instead of the run folder
 
 
 def score_layer(layer: gpd.GeoDataFrame, data: Path) -> dict[str, Any]:
@@ -93,6 +94,7 @@ def run_demo(
         model=str(BUNDLED_MODEL),
         export=str(out / "fields.gpkg"),
         progress=config.progress,
+        verbose=config.verbose,
         collection_id="magseg-demo",
     )
     run = run_region(map_config, log=log)

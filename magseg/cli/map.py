@@ -36,7 +36,12 @@ import click
 @click.option("--actors", type=int, default=None, help="Model actors.")
 @click.option("--batch-size", type=int, default=None, help="Patches per generate call.")
 @click.option("--yes", is_flag=True, default=None, help="Map bboxes above max_tiles too.")
-@click.option("--no-progress", is_flag=True, help="No Ray Data progress bars (CI logs).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option(
+    "--verbose",
+    is_flag=True,
+    help="Library logs (Ray's) and a line per tile on the console, not in OUT/logs.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print run.json's summary as JSON at the end.")
 def command(
     bbox: tuple[float, float, float, float] | None,
@@ -55,6 +60,7 @@ def command(
     batch_size: int | None,
     yes: bool | None,
     no_progress: bool,
+    verbose: bool,
     as_json: bool,
 ) -> None:
     """Map BBOX: plan tiles, search STAC, read, run the model on Ray Data, refine, write the field layer."""
@@ -78,6 +84,7 @@ def command(
         "batch_size": batch_size,
         "allow_large": yes,
         "progress": False if no_progress else None,
+        "verbose": True if verbose else None,
     }
     if config_path:
         config = load_map_config(config_path, **given)

@@ -51,7 +51,9 @@ class MapConfig:
     max_tiles: int = 5000  # refuse bigger regions unless yes
     allow_large: bool = False  # map regions above max_tiles (the --yes flag)
     collection_id: str = "magseg"  # the fiboa collection id written in the layer
-    progress: bool = True  # Ray Data's progress bars
+    progress: bool = True  # one progress bar (tiles, patches/s, ETA) on the console
+    pictures: bool = True  # quicklook.png + map.html (one-zone runs up to 4,096 tiles; they embed the layer)
+    verbose: bool = False  # library logs (Ray's) on the console and a line per tile, instead of logs/ in out
     no_progress_timeout_s: float = 900.0  # fail instead of hanging when no stage moves for this long
     refine: RefineSettings = field(default_factory=RefineSettings)
 

@@ -117,7 +117,8 @@ def finalize_run(
             export_layer(root, config.export, collection=config.collection_id)
         else:
             log(f"nothing to export to {config.export}: the run found no polygons")
-    _pictures(store, plan, n_polygons, log)
+    if config.pictures:
+        _pictures(store, plan, n_polygons, log)
     patches = tally["patches"]
     model_s = tally["stage_seconds"]["model_s"]
     return {

@@ -8,6 +8,7 @@ layer is finished by Ray tasks (magseg.mapping.finalize).
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, replace
@@ -18,6 +19,7 @@ import numpy as np
 from magseg.bundled import boundary_choice
 from magseg.errors import EmptyInputError, InputError
 from magseg.inference.meta import resolve_config
+from magseg.logs import library_logs
 from magseg.mapping.blocks import leaf_count
 from magseg.mapping.config import MapConfig, check_model_dir
 from magseg.mapping.finalize import finalize_run
@@ -36,6 +38,39 @@ Log = Callable[[str], None]
 BOUNDARY_SAMPLE = 8
 #: Tasks that expand block slots into tile rows (each streams its rows as it goes).
 SOURCE_TASKS = 64
+
+
+class _TileBar:
+    """One progress bar on the console: tiles done of those planned, the model's patches/s, an ETA.
+
+    In a terminal it redraws in place; in a log (CI) it writes a line every 30 s at most.
+    """
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        from tqdm import tqdm
+
+        tty = sys.stderr.isatty()
+        self.bar = tqdm(
+            total=total,
+            unit="tile",
+            desc="mapping",
+            file=sys.stderr,
+            disable=not enabled,
+            mininterval=0.5 if tty else 30.0,
+            dynamic_ncols=tty,
+            ascii=not tty,
+        )
+        self.patches, self.model_s = 0, 0.0
+
+    def add(self, summary: dict[str, Any]) -> None:
+        self.patches += int(summary["patches"])
+        self.model_s += float(summary["model_s"])
+        rate = self.patches / self.model_s if self.model_s > 0 else 0.0
+        self.bar.set_postfix_str(f"{rate:.1f} patches/s", refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def _init_ray(address: str | None, log: Log) -> None:
@@ -86,8 +121,8 @@ def _execute(
     ctx = DataContext.get_current()
     ctx.op_resource_reservation_enabled = False  # measured faster on small clusters (../notes: ray.md)
     ctx.execution_no_progress_timeout_s = config.no_progress_timeout_s
-    ctx.enable_progress_bars = config.progress
-    ctx.print_on_execution_start = config.progress
+    ctx.enable_progress_bars = False  # the job shows one bar of its own (_TileBar)
+    ctx.print_on_execution_start = config.verbose
     ctx.execution_options.verbose_progress = False
     # one tile per Ray block, so tiles stream through the stages one by one (flat memory, early results)
     ctx.target_max_block_size = 1
@@ -199,14 +234,22 @@ def run_region(config: MapConfig, log: Log = print) -> dict[str, Any]:
     )
     t1 = time.perf_counter()
     finished = 0
-    for summary in _execute(plan, query, config, inference.patch, inference.grid, log):
-        finished += 1
-        log(
-            f"tile {finished} (of at most {plan.n_tiles}) {summary['tile_id']}: {summary['status']}, "
-            f"{summary['polygons']} polygon(s)"
-        )
-    t2 = time.perf_counter()
-    summary = finalize_run(store, plan, config, log=log)
+    import ray.data  # noqa: F401 - imported before library_logs, so Ray's log handlers bind to the log file
+
+    with library_logs(store.root / "logs" / "libraries.log", verbose=config.verbose) as logfile:
+        if logfile is not None:
+            log(f"library logs (Ray, GDAL): {logfile}")
+        bar = _TileBar(plan.n_tiles, enabled=config.progress and not config.verbose)
+        for summary in _execute(plan, query, config, inference.patch, inference.grid, log):
+            finished += 1
+            bar.add(summary)
+            if config.verbose:
+                log(
+                    f"tile {finished} {summary['tile_id']}: {summary['status']}, {summary['polygons']} polygon(s)"
+                )
+        bar.close()
+        t2 = time.perf_counter()
+        summary = finalize_run(store, plan, config, log=log)
     summary["timings"] = {
         "plan_search_s": t1 - t0,
         "tiles_s": t2 - t1,

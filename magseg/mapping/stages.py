@@ -187,4 +187,10 @@ def finish_tile(
     else:
         record["refine_s"] = 0.0
         store.save(tile.id, None, {}, record)
-    return {"tile_id": tile.id, "status": record["status"], "polygons": record["polygons"]}
+    return {
+        "tile_id": tile.id,
+        "status": record["status"],
+        "polygons": record["polygons"],
+        "patches": record["patches"],
+        "model_s": record["model_s"],
+    }
