@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -58,6 +59,8 @@ def cli() -> None:
 
 def main() -> None:
     """Console entry point: user-facing errors become one line on stderr and exit status 2."""
+    # the libraries' own bars (weights loading, datasets) are noise beside magseg's lines and bar
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         cli.main(standalone_mode=False)
     except MagsegError as exc:

@@ -41,36 +41,50 @@ SOURCE_TASKS = 64
 
 
 class _TileBar:
-    """One progress bar on the console: tiles done of those planned, the model's patches/s, an ETA.
+    """One progress display on the console: tiles done of those planned, the model's patches/s, an ETA.
 
-    In a terminal it redraws in place; in a log (CI) it writes a line every 30 s at most.
+    In a terminal a bar redraws in place (tqdm); elsewhere (CI logs) a plain line every 30 s, and one at the end.
     """
+
+    EVERY_S = 30.0
 
     def __init__(self, total: int, enabled: bool) -> None:
         from tqdm import tqdm
 
-        tty = sys.stderr.isatty()
+        self.total, self.enabled, self.tty = total, enabled, sys.stderr.isatty()
         self.bar = tqdm(
-            total=total,
-            unit="tile",
-            desc="mapping",
-            file=sys.stderr,
-            disable=not enabled,
-            mininterval=0.5 if tty else 30.0,
-            dynamic_ncols=tty,
-            ascii=not tty,
+            total=total, unit="tile", desc="mapping", file=sys.stderr, disable=not (enabled and self.tty)
         )
-        self.patches, self.model_s = 0, 0.0
+        self.done, self.patches, self.model_s = 0, 0, 0.0
+        self.t0 = self.shown = time.perf_counter()
+
+    @property
+    def rate(self) -> float:
+        return self.patches / self.model_s if self.model_s > 0 else 0.0
 
     def add(self, summary: dict[str, Any]) -> None:
+        self.done += 1
         self.patches += int(summary["patches"])
         self.model_s += float(summary["model_s"])
-        rate = self.patches / self.model_s if self.model_s > 0 else 0.0
-        self.bar.set_postfix_str(f"{rate:.1f} patches/s", refresh=False)
+        self.bar.set_postfix_str(f"{self.rate:.1f} patches/s", refresh=False)
         self.bar.update(1)
+        if self.enabled and not self.tty and time.perf_counter() - self.shown >= self.EVERY_S:
+            self._line()
+
+    def _line(self) -> None:
+        self.shown = now = time.perf_counter()
+        left = (self.total - self.done) * (now - self.t0) / max(self.done, 1)
+        print(
+            f"mapping: {self.done}/{self.total} tiles, {self.rate:.1f} patches/s, "
+            f"{now - self.t0:.0f} s, about {left:.0f} s left",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def close(self) -> None:
         self.bar.close()
+        if self.enabled and not self.tty and self.done:
+            self._line()
 
 
 def _init_ray(address: str | None, log: Log) -> None:
