@@ -1,6 +1,6 @@
 """Run magseg's benchmarks and print each as a ratio to bare primitives or a baseline timed in the same run.
 
-Usage: `make bench` or `.venv/bin/python benchmarks/run.py [--only codec,refine,region,serve,layer,scale] [--quick] [--json FILE]`.
+Usage: `make bench` or `.venv/bin/python benchmarks/run.py [--only codec,refine,region,serve,layer,scale,engine] [--quick] [--json FILE]`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ SECTIONS = {
     "serve": "benchmarks.serve_bench",
     "layer": "benchmarks.serve_bench:run_layer",  # module:function when a module holds two sections
     "scale": "benchmarks.scale_bench",
+    "engine": "benchmarks.engine_bench",
 }
 
 

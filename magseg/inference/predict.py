@@ -135,28 +135,52 @@ def predict_scene(
 
     ``processor`` is only used to estimate token counts for an engine that does not report them.
     """
+    return predict_scenes([image], engine, config, processor)[0]
+
+
+def predict_scenes(
+    images: list[np.ndarray], engine: Engine, config: ModelFormat, processor: Any = None
+) -> list[ScenePrediction]:
+    """Predict several scenes with their patches in the same engine batches (the region job's model actor
+    fills its batches from several tiles); each scene's masks are those it gets alone (tested).
+
+    Timings are shared between the scenes in proportion to their patches.
+    """
     config.check()
     t0 = time.perf_counter()
-    specs, requests = scene_requests(image, config)
+    built = [scene_requests(image, config) for image in images]
     t1 = time.perf_counter()
-    texts, tokens, measured = generate_counted(engine, requests, processor)
+    texts, tokens, measured = generate_counted(engine, [r for _, reqs in built for r in reqs], processor)
     t2 = time.perf_counter()
-    decoded = [decode(text, (config.grid, config.grid)) for text in texts]
-    grids = [grid for grid, _ in decoded]
-    origins = [(s.x0, s.y0) for s in specs]
-    semantic = stitch_grids(grids, origins, (specs[0].scene_height, specs[0].scene_width), config.patch)
-    t3 = time.perf_counter()
-    return ScenePrediction(
-        semantic=semantic,
-        origins=origins,
-        texts=texts,
-        grids=grids,
-        reports=[report for _, report in decoded],
-        tokens=tokens,
-        tokens_measured=measured,
-        config=config,
-        timings={"prepare_s": t1 - t0, "generate_s": t2 - t1, "decode_s": t3 - t2, "total_s": t3 - t0},
-    )
+    total = sum(len(specs) for specs, _ in built)
+    out: list[ScenePrediction] = []
+    start = 0
+    for specs, _ in built:
+        t3 = time.perf_counter()
+        end = start + len(specs)
+        decoded = [decode(text, (config.grid, config.grid)) for text in texts[start:end]]
+        grids = [grid for grid, _ in decoded]
+        origins = [(s.x0, s.y0) for s in specs]
+        semantic = stitch_grids(grids, origins, (specs[0].scene_height, specs[0].scene_width), config.patch)
+        share = len(specs) / total
+        timings = {"prepare_s": (t1 - t0) * share, "generate_s": (t2 - t1) * share}
+        timings["decode_s"] = time.perf_counter() - t3
+        timings["total_s"] = sum(timings.values())
+        out.append(
+            ScenePrediction(
+                semantic=semantic,
+                origins=origins,
+                texts=texts[start:end],
+                grids=grids,
+                reports=[report for _, report in decoded],
+                tokens=tokens[start:end],
+                tokens_measured=measured,
+                config=config,
+                timings=timings,
+            )
+        )
+        start = end
+    return out
 
 
 def default_max_new_tokens(processor: Any, grid: int) -> int:
@@ -212,3 +236,7 @@ class Predictor:
 
     def predict(self, image: np.ndarray) -> ScenePrediction:
         return predict_scene(image, self.engine, self.config, self.processor)
+
+    def predict_many(self, images: list[np.ndarray]) -> list[ScenePrediction]:
+        """Several scenes, their patches batched together; each result as ``predict`` gives it alone."""
+        return predict_scenes(images, self.engine, self.config, self.processor)

@@ -155,7 +155,7 @@ def _execute(
             "batch_size": config.batch_size,
             "threads": config.threads_per_actor,
         },
-        batch_size=1,
+        batch_size=_tiles_per_call(config, patch),
         batch_format="numpy",
         compute=ActorPoolStrategy(size=config.actors),
         num_cpus=config.cpus_per_actor,
@@ -181,6 +181,13 @@ def sample_tiles(plan: ZonedPlan, query: SceneQuery) -> list[tuple[Any, list[Any
     """BOUNDARY_SAMPLE tiles spread evenly over the plan, each with its scenes (a pure function of the plan
     and the catalogue, so a resumed run samples the same ones)."""
     return [hit for i in spread(plan.n_tiles) for hit in search_tiles([plan.tile_at(i)], query)]
+
+
+def _tiles_per_call(config: MapConfig, patch: int) -> int:
+    """Tiles handed to the model actor at once: enough for ``batch_size`` patches (a tile's read window has
+    ((tile_px + 2 margin_px) / patch)^2 of them)."""
+    per_tile = -((-(config.tile_px + 2 * config.margin_px) // patch) ** 2)
+    return max(1, -(-config.batch_size // per_tile))
 
 
 def estimate_boundary_scale(tiles: list[tuple[Any, list[Any]]], gsd: float, asset: str = "image") -> float:

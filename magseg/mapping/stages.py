@@ -70,11 +70,12 @@ def read_stage(
 
 
 class TileModel:
-    """The model actor: holds a Predictor; each tile's patches go to the engine together (one shared scene).
+    """The model actor: holds a Predictor; the patches of the tiles it is given go to the engine together.
 
-    Keeping a tile's patches in one request list makes a tile's output independent of which other tiles
-    share the actor's batch (a resumed run writes the same polygons), and gives vLLM's prefix cache all
-    the patches of a scene at once.
+    The actor fills its generate batches from several tiles (``batch_size`` patches) and regroups the
+    results per tile; greedy outputs are the ones a tile gets alone (prefix sharing and masked padding keep
+    every request's tokens and positions), so a resumed run writes the same polygons. A tile's patches
+    sharing one scene image also lets the engine prefill that prefix once (and vLLM's prefix cache reuse it).
     """
 
     def __init__(self, model: str, engine: str = "hf", batch_size: int = 16, threads: int = 1) -> None:
@@ -94,36 +95,31 @@ class TileModel:
             self.predictor = Predictor.from_pretrained(model, batch_size=batch_size)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        semantic: list[np.ndarray] = []
-        patches: list[int] = []
-        tokens: list[int] = []
-        valid: list[int] = []
-        seconds: list[float] = []
-        truths = batch["truth"] if self.truth is not None else [None] * len(batch["image"])
-        for status, image, truth in zip(batch["status"], batch["image"], truths, strict=True):
-            if status != "ok":
-                semantic.append(np.zeros((1, 1), np.uint8))
-                patches += [0]
-                tokens += [0]
-                valid += [0]
-                seconds += [0.0]
-                continue
-            if self.truth is not None:
-                pred = self.truth.predict(np.asarray(image), np.asarray(truth))
-            else:
-                pred = self.predictor.predict(np.asarray(image))
-            semantic.append(pred.semantic)
-            patches.append(pred.n_patches)
-            tokens.append(int(sum(pred.tokens)))
-            valid.append(int(sum(r.valid for r in pred.reports)))
-            seconds.append(pred.timings["total_s"])
+        """A batch of tiles: the readable ones' patches go to the engine together, results regrouped per tile."""
+        ok = [i for i, status in enumerate(batch["status"]) if status == "ok"]
+        images = [np.asarray(batch["image"][i]) for i in ok]
+        if self.truth is not None:
+            preds = [
+                self.truth.predict(img, np.asarray(batch["truth"][i]))
+                for img, i in zip(images, ok, strict=True)
+            ]
+        else:
+            preds = self.predictor.predict_many(images) if images else []
+        by_tile = dict(zip(ok, preds, strict=True))
+        n = len(batch["status"])
+        empty = np.zeros((1, 1), np.uint8)
         out = {k: v for k, v in batch.items() if k != "truth"}
         out.update(
-            semantic=_objects(semantic),
-            patches=np.array(patches, np.int64),
-            tokens=np.array(tokens, np.int64),
-            valid_patches=np.array(valid, np.int64),
-            model_s=np.array(seconds, np.float64),
+            semantic=_objects([by_tile[i].semantic if i in by_tile else empty for i in range(n)]),
+            patches=np.array([by_tile[i].n_patches if i in by_tile else 0 for i in range(n)], np.int64),
+            tokens=np.array([int(sum(by_tile[i].tokens)) if i in by_tile else 0 for i in range(n)], np.int64),
+            valid_patches=np.array(
+                [int(sum(r.valid for r in by_tile[i].reports)) if i in by_tile else 0 for i in range(n)],
+                np.int64,
+            ),
+            model_s=np.array(
+                [by_tile[i].timings["total_s"] if i in by_tile else 0.0 for i in range(n)], np.float64
+            ),
         )
         return out
 

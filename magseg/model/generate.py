@@ -9,6 +9,8 @@ import torch
 from PIL import Image
 from trl.data_utils import prepare_multimodal_messages
 
+from magseg.model.prefix import cache_keyword, split_prompts
+
 #: One request: the images of a sample (scene, crop) and its conversational prompt (magseg.prompts).
 Request = tuple[Sequence[Image.Image], list[dict[str, Any]]]
 
@@ -44,6 +46,7 @@ class HFEngine:
         batch_size: int = 8,
         do_sample: bool = False,
         temperature: float = 1.0,
+        share_prefix: bool = True,
     ) -> None:
         self.model = model
         self.processor = processor
@@ -56,24 +59,70 @@ class HFEngine:
         stops = {tok.convert_tokens_to_ids(END_OF_TURN), tok.eos_token_id}
         self.eos_token_id = sorted(i for i in stops if i is not None and i != tok.unk_token_id)
         self.pad_token_id = tok.pad_token_id
+        self.share_prefix = share_prefix
+        self.prefill_tokens = 0  # prompt tokens prefilled so far (a prefix shared by n requests counts once)
+        self.prompt_tokens = 0  # prompt tokens of the requests (what prefill costs without sharing)
 
-    @torch.inference_mode()
-    def _generate_ids(self, batch: Sequence[Request]) -> torch.Tensor:
-        """The generated ids (B, T) of one batch, prompt stripped."""
-        inputs = render_prompts(self.processor, batch).to(self.model.device)
-        if "pixel_values" in inputs:
-            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+    def _options(self) -> dict[str, Any]:
         sampling: dict[str, Any] = (
             {"do_sample": True, "temperature": self.temperature} if self.do_sample else {"do_sample": False}
         )
-        out = self.model.generate(
-            **inputs,
-            max_new_tokens=self.max_new_tokens,
-            eos_token_id=self.eos_token_id,
-            pad_token_id=self.pad_token_id,
+        return {
+            "max_new_tokens": self.max_new_tokens,
+            "eos_token_id": self.eos_token_id,
+            "pad_token_id": self.pad_token_id,
             **sampling,
+        }
+
+    @torch.inference_mode()
+    def _generate_ids(self, batch: Sequence[Request]) -> torch.Tensor:
+        """The generated ids (B, T) of one batch, prompt stripped; scene prefixes prefilled once when shared."""
+        inputs = render_prompts(self.processor, batch)
+        self.prompt_tokens += int(inputs["attention_mask"].sum())
+        shared = None
+        if self.share_prefix:
+            shared = split_prompts(
+                inputs,
+                [
+                    (images[0].size, images[0].tobytes()) if images else i
+                    for i, (images, _) in enumerate(batch)
+                ],
+                image_token_id=self.model.config.image_token_id,
+                images_per_row=len(batch[0][0]),
+                pad_id=self.pad_token_id,
+            )
+        if shared is None:
+            inputs = inputs.to(self.model.device)
+            if "pixel_values" in inputs:
+                inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+            self.prefill_tokens += int(inputs["input_ids"].numel())
+            out = self.model.generate(**inputs, **self._options())
+            return out[:, inputs["input_ids"].shape[1] :]
+        device, dtype = self.model.device, self.model.dtype
+        key = cache_keyword(self.model)
+        prefix = self.model(
+            input_ids=shared.prefix_ids.to(device),
+            token_type_ids=shared.prefix_types.to(device),
+            pixel_values=shared.prefix_pixels.to(device, dtype) if shared.prefix_pixels is not None else None,
+            use_cache=True,
         )
-        return out[:, inputs["input_ids"].shape[1] :]
+        cache = getattr(prefix, key)
+        cache.batch_select_indices(shared.row_prefix.to(device))  # each request continues its scene's prefix
+        self.prefill_tokens += shared.prefill_tokens
+        extra = (
+            {"pixel_values": shared.suffix_pixels.to(device, dtype)}
+            if shared.suffix_pixels is not None
+            else {}
+        )
+        out = self.model.generate(
+            input_ids=shared.ids.to(device),
+            attention_mask=shared.mask.to(device),
+            token_type_ids=shared.types.to(device),
+            **{key: cache},
+            **extra,
+            **self._options(),
+        )
+        return out[:, shared.ids.shape[1] :]
 
     def generate_counted(self, batch: Sequence[Request]) -> list[tuple[str, int]]:
         """(completion text, generated token count) for each request, in order.

@@ -23,7 +23,7 @@ from magseg.inference import (
     stitch_grids,
     token_counts,
 )
-from magseg.model.generate import HFEngine, Request
+from magseg.model.generate import HFEngine, Request, render_prompts
 from magseg.samples import SampleConfig, scene_samples
 from magseg.sources import list_scenes
 
@@ -153,3 +153,42 @@ def test_a_scene_larger_than_the_window_is_seen_window_by_window(synth_folder: P
     assert len(contexts) == 4  # one context image per window, shared by its patches
     with pytest.raises(InputError, match="multiple of the patch"):
         ModelFormat(patch=64, window=100).check()
+
+
+@pytest.fixture(scope="module")
+def two_scenes(tmp_path_factory: pytest.TempPathFactory) -> list[np.ndarray]:
+    from magseg.synth import write_dataset
+
+    root = write_dataset(tmp_path_factory.mktemp("two") / "synth", 2, 256, 0.5, seed=31)
+    return [ref.load().image for ref in list_scenes(root)]
+
+
+def test_shared_prefix_keeps_every_output_and_prefills_once(two_scenes: list[np.ndarray]) -> None:
+    """The bundled model (a trained one: real, varied RRLE) with and without prefix sharing."""
+    from magseg.bundled import BUNDLED_MODEL
+
+    plain = Predictor.from_pretrained(BUNDLED_MODEL, batch_size=16)
+    plain.engine.share_prefix = False
+    shared = Predictor.from_pretrained(BUNDLED_MODEL, batch_size=16)
+    for image in two_scenes:
+        assert shared.predict(image).texts == plain.predict(image).texts
+    prompt, prefill = shared.engine.prompt_tokens, shared.engine.prefill_tokens
+    assert plain.engine.prefill_tokens >= plain.engine.prompt_tokens == prompt  # padding costs too
+    # the patch-specific part of a prompt: from its box text on (crop image included)
+    specs, requests = scene_requests(two_scenes[0], shared.config)
+    tok = shared.processor.tokenizer
+    rendered = render_prompts(shared.processor, requests[:1])
+    text = tok.decode(rendered["input_ids"][0])
+    specific = len(tok(text[text.index("Patch <box>") :], add_special_tokens=False)["input_ids"])
+    assert prefill / len(specs) / 2 <= specific * 1.1, (prefill, specific)
+    assert prefill < 0.6 * prompt
+
+
+def test_scenes_batched_together_give_what_each_gets_alone(two_scenes: list[np.ndarray]) -> None:
+    from magseg.bundled import BUNDLED_MODEL
+
+    predictor = Predictor.from_pretrained(BUNDLED_MODEL, batch_size=24)  # batches straddle the two scenes
+    together = predictor.predict_many(two_scenes)
+    alone = [predictor.predict(image) for image in two_scenes]
+    assert [p.texts for p in together] == [p.texts for p in alone]
+    assert all(np.array_equal(a.semantic, b.semantic) for a, b in zip(together, alone, strict=True))
