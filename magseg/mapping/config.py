@@ -43,7 +43,7 @@ class MapConfig:
     gsd: float = 0.5  # metres per pixel the model reads at
     tile_px: int = DEFAULT_TILE_PX  # tile core side; core + 2 margins is the scene the model sees
     margin_px: int = DEFAULT_MARGIN_PX  # read around the core, so objects on the seams are seen whole
-    batch_size: int = 64  # patches per generate call, filled from several tiles when a tile has fewer
+    batch_size: int = 128  # patches per generate call, filled from several tiles (a default tile has 64)
     actors: int = 1  # model actors
     cpus_per_actor: float = 1.0
     gpus_per_actor: float = 0.0

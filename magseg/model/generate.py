@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 from trl.data_utils import prepare_multimodal_messages
 
+from magseg.model.decode import greedy_ids
 from magseg.model.prefix import cache_keyword, split_prompts
 
 #: One request: the images of a sample (scene, crop) and its conversational prompt (magseg.prompts).
@@ -47,6 +48,7 @@ class HFEngine:
         do_sample: bool = False,
         temperature: float = 1.0,
         share_prefix: bool = True,
+        lean: bool = True,
     ) -> None:
         self.model = model
         self.processor = processor
@@ -60,6 +62,9 @@ class HFEngine:
         self.eos_token_id = sorted(i for i in stops if i is not None and i != tok.unk_token_id)
         self.pad_token_id = tok.pad_token_id
         self.share_prefix = share_prefix
+        self.lean = (
+            lean  # greedy: magseg.model.decode's loop instead of generate (same tokens, less per step)
+        )
         self.prefill_tokens = 0  # prompt tokens prefilled so far (a prefix shared by n requests counts once)
         self.prompt_tokens = 0  # prompt tokens of the requests (what prefill costs without sharing)
 
@@ -96,6 +101,17 @@ class HFEngine:
             if "pixel_values" in inputs:
                 inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
             self.prefill_tokens += int(inputs["input_ids"].numel())
+            if self.lean and not self.do_sample:
+                return greedy_ids(
+                    self.model,
+                    inputs["input_ids"],
+                    inputs["attention_mask"],
+                    max_new_tokens=self.max_new_tokens,
+                    stop_ids=self.eos_token_id,
+                    pad_id=self.pad_token_id,
+                    token_type_ids=inputs.get("token_type_ids"),
+                    pixel_values=inputs.get("pixel_values"),
+                )
             out = self.model.generate(**inputs, **self._options())
             return out[:, inputs["input_ids"].shape[1] :]
         device, dtype = self.model.device, self.model.dtype
@@ -109,11 +125,20 @@ class HFEngine:
         cache = getattr(prefix, key)
         cache.batch_select_indices(shared.row_prefix.to(device))  # each request continues its scene's prefix
         self.prefill_tokens += shared.prefill_tokens
-        extra = (
-            {"pixel_values": shared.suffix_pixels.to(device, dtype)}
-            if shared.suffix_pixels is not None
-            else {}
-        )
+        pixels = shared.suffix_pixels.to(device, dtype) if shared.suffix_pixels is not None else None
+        if self.lean and not self.do_sample:
+            return greedy_ids(
+                self.model,
+                shared.ids.to(device),
+                shared.mask.to(device),
+                max_new_tokens=self.max_new_tokens,
+                stop_ids=self.eos_token_id,
+                pad_id=self.pad_token_id,
+                token_type_ids=shared.types.to(device),
+                pixel_values=pixels,
+                cache=cache,
+            )
+        extra = {"pixel_values": pixels} if pixels is not None else {}
         out = self.model.generate(
             input_ids=shared.ids.to(device),
             attention_mask=shared.mask.to(device),

@@ -53,3 +53,41 @@ def test_stops_at_end_of_turn(tiny_model: Path, requests: list) -> None:
     finally:
         hook.remove()
     assert texts == ["", ""]
+
+
+def test_lean_greedy_loop_writes_what_generate_writes(tmp_path: Path) -> None:
+    """The bundled (trained) model: rows stop at different steps, so dropped rows are exercised."""
+    from magseg.bundled import BUNDLED_MODEL
+    from magseg.inference import ModelFormat, scene_requests
+    from magseg.model.decode import greedy_ids
+    from magseg.sources import list_scenes
+    from magseg.synth import write_dataset
+
+    model, processor = load_model(BUNDLED_MODEL)
+    image = list_scenes(write_dataset(tmp_path / "s", 1, 256, 0.5, seed=4))[0].load().image
+    _, requests = scene_requests(image, ModelFormat(patch=64, grid=8, context_size=64, window=512))
+    inputs = render_prompts(processor, requests)
+    engine = HFEngine(model, processor, max_new_tokens=96)
+    with torch.inference_mode():
+        reference = model.generate(
+            **inputs,
+            max_new_tokens=96,
+            eos_token_id=engine.eos_token_id,
+            pad_token_id=engine.pad_token_id,
+            do_sample=False,
+        )[:, inputs["input_ids"].shape[1] :]
+    lean = greedy_ids(
+        model,
+        inputs["input_ids"],
+        inputs["attention_mask"],
+        max_new_tokens=96,
+        stop_ids=engine.eos_token_id,
+        pad_id=engine.pad_token_id,
+        token_type_ids=inputs["token_type_ids"],
+        pixel_values=inputs["pixel_values"],
+    )
+    assert torch.equal(lean[:, : reference.shape[1]], reference)
+    assert (lean[:, reference.shape[1] :] == engine.pad_token_id).all()
+    lengths = set((reference != engine.pad_token_id).sum(dim=1).tolist())
+    assert len(lengths) > 1  # rows ended at different steps
+    assert processor.batch_decode(reference, skip_special_tokens=True) == engine.generate(requests)

@@ -1,0 +1,82 @@
+"""Greedy decoding in a lean loop: one forward per token, finished rows dropped from the batch at once.
+
+``generate`` pays per step for machinery greedy RRLE does not use (logits processors, stopping criteria,
+input preparation) and keeps computing rows that already ended. This loop feeds the model exactly what
+generate feeds it (positions counted from the attention mask, the same cache), takes the argmax, and
+drops each row from the batch and the cache the step it writes a stop token: the same tokens, token for
+token (tested against generate), at a fraction of the per-step cost on CPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from magseg.model.prefix import cache_keyword
+
+__all__ = ["greedy_ids"]
+
+
+@torch.inference_mode()
+def greedy_ids(
+    model: Any,
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    max_new_tokens: int,
+    stop_ids: Sequence[int],
+    pad_id: int,
+    token_type_ids: torch.Tensor | None = None,
+    pixel_values: torch.Tensor | None = None,
+    cache: Any = None,
+) -> torch.Tensor:
+    """The generated ids (B, max_new_tokens) of the prompts ``ids`` (B, L), pad after each row's stop token.
+
+    ``cache`` holds the KV of the first ``cache.get_seq_length()`` positions of every row (a shared prefix,
+    magseg.model.prefix); ``pixel_values`` are then the images of the uncached part only.
+    """
+    key = cache_keyword(model)
+    cached = cache.get_seq_length() if cache is not None else 0
+    positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+    out = model(
+        input_ids=ids[:, cached:],
+        attention_mask=mask,
+        position_ids=positions[:, cached:],
+        token_type_ids=token_type_ids,
+        pixel_values=pixel_values,
+        use_cache=True,
+        logits_to_keep=1,
+        **{key: cache},
+    )
+    cache = getattr(out, key)
+    rows = ids.shape[0]
+    result = torch.full((rows, max_new_tokens), pad_id, dtype=torch.long, device=ids.device)
+    stops = torch.tensor(list(stop_ids), device=ids.device)
+    active = torch.arange(rows, device=ids.device)
+    token = out.logits[:, -1].argmax(-1)
+    position = positions[:, -1]
+    for step in range(max_new_tokens):
+        result[active, step] = token
+        ended = torch.isin(token, stops)
+        if ended.any():
+            keep = (~ended).nonzero().squeeze(1)
+            if len(keep) == 0:
+                break
+            active, token, mask, position = active[keep], token[keep], mask[keep], position[keep]
+            cache.batch_select_indices(keep)
+        if step + 1 == max_new_tokens:
+            break
+        mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+        position = position + 1
+        out = model(
+            input_ids=token[:, None],
+            attention_mask=mask,
+            position_ids=position[:, None],
+            use_cache=True,
+            **{key: cache},
+        )
+        cache = getattr(out, key)
+        token = out.logits[:, -1].argmax(-1)
+    return result
