@@ -1,4 +1,14 @@
-"""vLLM generation for GPU hosts: the same prompts as HFEngine, with a scene's image prefix cached once."""
+"""vLLM generation for GPU hosts: the same prompts as HFEngine, with a scene's image prefix cached once.
+
+Why a hand-written engine inside the region job's model actor rather than Ray's own batch-LLM stage
+(``ray.data.llm``, vLLM replicas with continuous batching across rows): that stage takes one prompt per
+row, and its multimodal preprocessing would carry our two images a prompt (OpenAI-style image items), so
+the engine side fits. What does not fit yet is the row: a MAgSeg row is a tile, whose 64+ patch prompts
+must come back together to be stitched, refined and cut on the tile grid; exploding tiles into patch rows
+for ``ray.data.llm`` and regrouping them afterwards is a shuffle (groupby tile) in the middle of a streaming
+job. Neither path can run on the CPU machines this project is built on; scripts/gpu_smoke.sh exercises this
+engine on a GPU host, and the ``ray.data.llm`` variant is left for a session with one.
+"""
 
 from __future__ import annotations
 
