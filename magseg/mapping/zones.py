@@ -139,13 +139,11 @@ class ZonedPlan:
         return out
 
     def summary(self) -> dict[str, Any]:
+        """RegionPlan.summary's keys for the whole bbox (counts summed), and each zone's own under ``zones``."""
         return {
+            **self.parts[0].summary(),
             "bbox": list(self.bbox),
             "crs": self.crs,
-            "gsd_m": self.gsd,
-            "tile_px": self.tile_px,
-            "margin_px": self.margin_px,
-            "patch_px": self.patch,
             "tiles": self.n_tiles,
             "patches": self.n_patches,
             "area_km2": self.area_km2,

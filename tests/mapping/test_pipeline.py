@@ -83,9 +83,9 @@ def test_sigkilled_run_resumes_to_the_same_polygons(
         argv, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and len(list((out / "tiles").glob("[!.]*.json"))) < 2:
+    while time.monotonic() < deadline and len(list((out / "tiles").glob("[!.]*.json"))) < 1:
         assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-        time.sleep(0.2)
+        time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     # a Ray worker of the killed run may still be finishing a tile: count once the tile records settle
@@ -97,7 +97,7 @@ def test_sigkilled_run_resumes_to_the_same_polygons(
         done = now
         time.sleep(2.0)
     planned = json.loads((region_run / "run.json").read_text())["tiles"]["planned"]
-    assert 2 <= done < planned, "the kill should land mid-run"
+    assert 1 <= done < planned, "the kill should land mid-run"
     assert not (out / "run.json").exists() and not (out / "fields").exists()
     rerun = subprocess.run([*argv, "--json"], env=env, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
@@ -118,32 +118,32 @@ def _kill_ray_worker(title: str) -> int:
 
 
 def test_killed_model_actor_and_refine_task_are_retried_to_the_same_layer(
-    region: tuple[Path, list[float]], tmp_path: Path
+    region_run: Path, region: tuple[Path, list[float]], tmp_path: Path
 ) -> None:
-    """The stand-in engine keeps the drill fast; the kills hit the pipeline, which is what is tested."""
-    ref = tmp_path / "ref"
-    planned = run_region(region_config(region, ref, engine="truth"), log=lambda _: None)["tiles"]["planned"]
+    """The model actor is SIGKILLed while it generates, a refine task while it runs: Ray restarts and retries
+    them, and the layer is the uninterrupted run's (``region_run``, same settings)."""
+    planned = json.loads((region_run / "run.json").read_text())["tiles"]["planned"]
     out = tmp_path / "drill"
     errors: list[BaseException] = []
 
     def run() -> None:
         try:
-            run_region(region_config(region, out, engine="truth"), log=lambda _: None)
+            run_region(region_config(region, out), log=lambda _: None)
         except BaseException as exc:  # noqa: BLE001 - handed to the test thread
             errors.append(exc)
 
     thread = threading.Thread(target=run)
     thread.start()
-    kills = {"TileModel": 0, "finish_tile": 0}
-    deadline = time.monotonic() + 240
+    # a Ray worker's title says what it runs: "...(TileModel)).submit" while the actor generates
+    kills = {"(TileModel)).submit": 0, "Map(finish_tile)": 0}
+    deadline = time.monotonic() + 300
     while thread.is_alive() and time.monotonic() < deadline and not all(kills.values()):
-        if len(list((out / "tiles").glob("[!.]*.json"))) >= 1:  # mid-run: some tiles done, more to come
-            for title, n in kills.items():
-                kills[title] = n or _kill_ray_worker(title)
-        time.sleep(0.05)
+        for title, n in kills.items():
+            kills[title] = n or _kill_ray_worker(title)
+        time.sleep(0.02)
     thread.join(timeout=600)
     assert not errors, errors
-    assert kills["TileModel"] >= 1, "the model actor should have been killed mid-run"
+    assert kills["(TileModel)).submit"] >= 1, "the model actor should have been killed while generating"
     summary = json.loads((out / "run.json").read_text())
     assert summary["tiles"]["finished"] == planned
-    assert layer_rows(out) == layer_rows(ref)
+    assert layer_rows(out) == layer_rows(region_run)
