@@ -19,6 +19,7 @@ from magseg.mapping.plan import (
     utm_epsg,
 )
 from magseg.mapping.read import TileImage, read_tile
+from magseg.mapping.zones import ZonedPlan, plan_zones, zone_parts
 
 __all__ = [
     "PARTITION_ZOOM",
@@ -37,4 +38,7 @@ __all__ = [
     "read_model_rates",
     "read_tile",
     "utm_epsg",
+    "ZonedPlan",
+    "plan_zones",
+    "zone_parts",
 ]
