@@ -44,7 +44,7 @@ import click
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @click.option("--max-scenes", type=int, default=None, help="Evaluate only the first N scenes (sorted by id).")
-@click.option("--batch-size", type=int, default=8, show_default=True, help="Patches per generate call.")
+@click.option("--batch-size", type=int, default=64, show_default=True, help="Patches per generate call.")
 @click.option(
     "--max-new-tokens",
     type=int,

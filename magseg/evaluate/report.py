@@ -39,7 +39,9 @@ def _rows(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 def comparison_table(report: dict[str, Any]) -> str:
     """One line per method: mean DICE (per scene, full resolution), patch DICE (the GRPO reward on
-    held-out greedy output: each decoded grid vs the truth grid), and the field class's instance metrics."""
+    held-out greedy output: each decoded grid vs the truth grid), the field class's instance metrics, and
+    the seam excess (share of pixel pairs across patch seams whose predicted classes differ, minus the
+    truth's share on the same seams: the stitching artifacts of independent patches)."""
     header = [
         "method",
         "mean DICE",
@@ -51,6 +53,7 @@ def comparison_table(report: dict[str, Any]) -> str:
         "valid",
         "tok/patch",
         "patch/s",
+        "seam excess",
     ]
     lines = [header]
     for label, s in _rows(report):
@@ -59,7 +62,7 @@ def comparison_table(report: dict[str, Any]) -> str:
             label, _num(s["mean_dice"]), _num(s.get("patch_dice")), _num(f.get("mean_iou")), _num(f.get("median_iou")),
             _num(f.get("fnr")), _num(f.get("fpr")),
             _num(s.get("decode_valid_rate"), ".1%"), _num(s.get("tokens_per_patch"), ".1f"),
-            _num(s.get("patches_per_s"), ".1f"),
+            _num(s.get("patches_per_s"), ".1f"), _num(s.get("seam_excess"), ".3f"),
         ])  # fmt: skip
     widths = [max(len(r[i]) for r in lines) for i in range(len(header))]
     out = []

@@ -25,6 +25,7 @@ from magseg.evaluate.baselines import (
 from magseg.evaluate.scoring import MethodScores
 from magseg.inference import ModelFormat, Predictor
 from magseg.metrics import mean_dice
+from magseg.metrics.seams import SeamCounts
 from magseg.model import resolve_model_path
 from magseg.refine import BoundaryModel, load_boundary_model, refine, scene_boundary
 from magseg.sources import LabelledScene, SceneRef, list_scenes
@@ -46,6 +47,7 @@ class _ModelRun:
         self.seconds = 0.0
         self.tokens_measured = True
         self.patch_dice: list[float] = []
+        self.seams = SeamCounts()
 
     def add_patch_dice(
         self, grids: Sequence[np.ndarray], origins: Sequence[tuple[int, int]], truth: np.ndarray
@@ -60,6 +62,7 @@ class _ModelRun:
         out = self.refined.summary()
         out["decode_valid_rate"] = self.valid / max(self.patches, 1)
         out["patch_dice"] = float(np.mean(self.patch_dice)) if self.patch_dice else None
+        out.update(self.seams.summary())  # stitching artifacts: seam disagreement beyond the truth's
         out["tokens_per_patch"] = self.tokens / max(self.patches, 1)
         out["patches_per_s"] = self.patches / max(self.seconds, 1e-9)
         out["refinement_off"] = self.raw.summary()
@@ -174,6 +177,7 @@ def evaluate_scenes(
             run.seconds += pred.timings["total_s"]
             run.tokens_measured &= pred.tokens_measured
             run.add_patch_dice(pred.grids, pred.origins, scene.labels.semantic)
+            run.seams.add(pred.semantic, scene.labels.semantic, pred.origins)
             cfg = run.predictor.config
             t0 = time.perf_counter()
             _score_pair((run.refined, run.raw), pred.semantic, scene, prob, gsd, cfg.patch // cfg.grid)
