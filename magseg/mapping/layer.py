@@ -24,6 +24,7 @@ from magseg.vector import write_layer
 __all__ = [
     "PARTITION_ZOOM",
     "export_layer",
+    "geo_bbox",
     "partition_key",
     "partition_files",
     "read_partitioned",
@@ -137,12 +138,19 @@ def partition_files(root: str | os.PathLike[str]) -> list[Path]:
     return sorted(folder.glob(_PART_GLOB))
 
 
-def _file_bbox(path: Path) -> tuple[float, ...] | None:
-    """The bbox GeoParquet metadata records for a file's geometry column, or None if absent."""
-    meta = pq.read_schema(path).metadata or {}
-    geo = json.loads(meta.get(b"geo", b"{}"))
+def geo_bbox(metadata: dict[bytes, bytes] | None) -> tuple[float, float, float, float] | None:
+    """The bbox a Parquet footer's GeoParquet ``geo`` metadata records for the geometry column, or None."""
+    geo = json.loads((metadata or {}).get(b"geo", b"{}"))
     bbox = geo.get("columns", {}).get(geo.get("primary_column", "geometry"), {}).get("bbox")
-    return tuple(float(v) for v in bbox) if bbox and len(bbox) == 4 else None
+    if not bbox or len(bbox) != 4:
+        return None
+    w, s, e, n = (float(v) for v in bbox)
+    return (w, s, e, n)
+
+
+def _file_bbox(path: Path) -> tuple[float, float, float, float] | None:
+    """The bbox GeoParquet metadata records for a file's geometry column, or None if absent."""
+    return geo_bbox(pq.read_schema(path).metadata)
 
 
 def read_partitioned(root: str | os.PathLike[str], bbox: Sequence[float] | None = None) -> gpd.GeoDataFrame:

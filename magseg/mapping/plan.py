@@ -71,7 +71,8 @@ def utm_epsg(lon: float, lat: float) -> int:
 
 
 @lru_cache(maxsize=16)
-def _transformer(src: int, dst: int) -> Transformer:
+def transformer(src: int, dst: int) -> Transformer:
+    """A cached (lon, lat)-ordered pyproj transformer between two EPSG codes."""
     return Transformer.from_crs(src, dst, always_xy=True)
 
 
@@ -127,7 +128,7 @@ class Tile:
 
     def _lonlat(self, bounds: Bounds) -> Polygon:
         xs, ys = _ring(bounds, 8)
-        lon, lat = _transformer(self.epsg, 4326).transform(xs, ys)
+        lon, lat = transformer(self.epsg, 4326).transform(xs, ys)
         return Polygon(np.column_stack([lon, lat]))
 
 
@@ -236,7 +237,7 @@ def bbox_outline(bbox: Bbox, epsg: int) -> Polygon:
     w, s, e, n = bbox
     per_edge = int(min(max(math.ceil(max(e - w, n - s) / DENSIFY_DEG), 16), 4096))
     lon, lat = _ring(bbox, per_edge)
-    xs, ys = _transformer(4326, epsg).transform(lon, lat)
+    xs, ys = transformer(4326, epsg).transform(lon, lat)
     return Polygon(np.column_stack([xs, ys]))
 
 
@@ -296,9 +297,14 @@ def plan_region(
     w, s, e, n = box
     epsg = epsg or utm_epsg((w + e) / 2.0, (s + n) / 2.0)
     runs = _row_runs(bbox_outline(box, epsg), tile_px * gsd)
-    lon, lat = _ring(box, 64)
+    return RegionPlan(box, epsg, gsd, tile_px, margin_px, patch, runs, geodesic_area_km2(box))
+
+
+def geodesic_area_km2(bbox: Bbox) -> float:
+    """The area of a WGS 84 bbox on the ellipsoid, km² (its edges followed, 64 points each)."""
+    lon, lat = _ring(bbox, 64)
     area_m2, _ = Geod(ellps="WGS84").polygon_area_perimeter(lon, lat)
-    return RegionPlan(box, epsg, gsd, tile_px, margin_px, patch, runs, abs(area_m2) / 1e6)
+    return abs(area_m2) / 1e6
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from shapely.geometry import Polygon
 
 from magseg.classes import BACKGROUND
 from magseg.labels import LabelRaster
-from magseg.mapping.plan import Tile, _transformer
+from magseg.mapping.plan import Tile, transformer
 from magseg.refine import refine
 from magseg.refine.boundary import BoundaryModel, OrientedBoundary
 from magseg.vector import polygonize
@@ -117,7 +117,7 @@ def zone_strip(tile: Tile) -> Polygon | None:
         return Polygon()  # the whole tile lies beyond a cut (its core only touches the zone part)
     lon = np.concatenate([np.full(len(lats), west), np.full(len(lats), east)])
     lat = np.concatenate([lats, lats[::-1]])
-    x, y = _transformer(4326, tile.epsg).transform(lon, lat)
+    x, y = transformer(4326, tile.epsg).transform(lon, lat)
     return Polygon(np.column_stack([x, y]))
 
 

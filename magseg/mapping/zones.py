@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
-from pyproj import Geod
-
 from magseg.errors import InputError
 from magseg.mapping.plan import (
     DEFAULT_MARGIN_PX,
@@ -23,8 +21,8 @@ from magseg.mapping.plan import (
     Bbox,
     RegionPlan,
     Tile,
-    _ring,
     check_bbox,
+    geodesic_area_km2,
     plan_region,
     utm_epsg,
 )
@@ -169,6 +167,4 @@ def plan_zones(
             parts.append(RegionPlan(**{**plan.__dict__, "cuts": cuts}))
     if not parts:
         raise InputError(f"bbox {list(box)} holds no tile: give a larger box")
-    lon, lat = _ring(box, 64)
-    area_m2, _ = Geod(ellps="WGS84").polygon_area_perimeter(lon, lat)
-    return ZonedPlan(box, tuple(parts), abs(area_m2) / 1e6)
+    return ZonedPlan(box, tuple(parts), geodesic_area_km2(box))

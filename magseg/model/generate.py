@@ -96,58 +96,48 @@ class HFEngine:
                 images_per_row=len(batch[0][0]),
                 pad_id=self.pad_token_id,
             )
-        if shared is None:
-            inputs = inputs.to(self.model.device)
-            if "pixel_values" in inputs:
-                inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
-            self.prefill_tokens += int(inputs["input_ids"].numel())
-            if self.lean and not self.do_sample:
-                return greedy_ids(
-                    self.model,
-                    inputs["input_ids"],
-                    inputs["attention_mask"],
-                    max_new_tokens=self.max_new_tokens,
-                    stop_ids=self.eos_token_id,
-                    pad_id=self.pad_token_id,
-                    token_type_ids=inputs.get("token_type_ids"),
-                    pixel_values=inputs.get("pixel_values"),
-                )
-            out = self.model.generate(**inputs, **self._options())
-            return out[:, inputs["input_ids"].shape[1] :]
         device, dtype = self.model.device, self.model.dtype
         key = cache_keyword(self.model)
-        prefix = self.model(
-            input_ids=shared.prefix_ids.to(device),
-            token_type_ids=shared.prefix_types.to(device),
-            pixel_values=shared.prefix_pixels.to(device, dtype) if shared.prefix_pixels is not None else None,
-            use_cache=True,
-        )
-        cache = getattr(prefix, key)
-        cache.batch_select_indices(shared.row_prefix.to(device))  # each request continues its scene's prefix
-        self.prefill_tokens += shared.prefill_tokens
-        pixels = shared.suffix_pixels.to(device, dtype) if shared.suffix_pixels is not None else None
+        cache = None
+        if shared is None:  # the whole prompts, left padded, prefilled as they are
+            ids, mask = inputs["input_ids"], inputs["attention_mask"]
+            types, pixels = inputs.get("token_type_ids"), inputs.get("pixel_values")
+            self.prefill_tokens += int(ids.numel())
+        else:  # each distinct scene prefix once, then every request continues from its scene's cache
+            prefix = self.model(
+                input_ids=shared.prefix_ids.to(device),
+                token_type_ids=shared.prefix_types.to(device),
+                pixel_values=shared.prefix_pixels.to(device, dtype)
+                if shared.prefix_pixels is not None
+                else None,
+                use_cache=True,
+            )
+            cache = getattr(prefix, key)
+            cache.batch_select_indices(shared.row_prefix.to(device))
+            ids, mask, types, pixels = shared.ids, shared.mask, shared.types, shared.suffix_pixels
+            self.prefill_tokens += shared.prefill_tokens
+        ids, mask = ids.to(device), mask.to(device)
+        types = types.to(device) if types is not None else None
+        pixels = pixels.to(device, dtype) if pixels is not None else None
         if self.lean and not self.do_sample:
             return greedy_ids(
                 self.model,
-                shared.ids.to(device),
-                shared.mask.to(device),
+                ids,
+                mask,
                 max_new_tokens=self.max_new_tokens,
                 stop_ids=self.eos_token_id,
                 pad_id=self.pad_token_id,
-                token_type_ids=shared.types.to(device),
+                token_type_ids=types,
                 pixel_values=pixels,
                 cache=cache,
             )
-        extra = {"pixel_values": pixels} if pixels is not None else {}
-        out = self.model.generate(
-            input_ids=shared.ids.to(device),
-            attention_mask=shared.mask.to(device),
-            token_type_ids=shared.types.to(device),
-            **{key: cache},
-            **extra,
-            **self._options(),
-        )
-        return out[:, shared.ids.shape[1] :]
+        extra: dict[str, Any] = {key: cache} if cache is not None else {}
+        if types is not None:
+            extra["token_type_ids"] = types
+        if pixels is not None:
+            extra["pixel_values"] = pixels
+        out = self.model.generate(input_ids=ids, attention_mask=mask, **extra, **self._options())
+        return out[:, ids.shape[1] :]
 
     def generate_counted(self, batch: Sequence[Request]) -> list[tuple[str, int]]:
         """(completion text, generated token count) for each request, in order.

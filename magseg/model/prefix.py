@@ -95,7 +95,14 @@ def split_prompts(
     )
 
 
+#: The cache keyword of each model class seen (a signature inspection per class, not per batch).
+_CACHE_KEYWORDS: dict[type, str] = {}
+
+
 def cache_keyword(model: Any) -> str:
     """The name generate and forward take the KV cache by: ``cache`` (transformers >= 5.2x) or the older one."""
-    params = inspect.signature(type(model).forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
+    cls = type(model)
+    if cls not in _CACHE_KEYWORDS:
+        params = inspect.signature(cls.forward).parameters
+        _CACHE_KEYWORDS[cls] = "cache" if "cache" in params else "past_key_values"
+    return _CACHE_KEYWORDS[cls]

@@ -14,7 +14,6 @@ visible when zoomed out, and an overview tile costs a few numpy operations per p
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -33,6 +32,7 @@ from rasterio.transform import from_bounds
 
 from magseg.classes import class_id
 from magseg.errors import EmptyInputError, InputError
+from magseg.mapping.layer import geo_bbox, partition_files
 from magseg.serve.xyz import tile_bounds, tile_lonlat_bounds
 
 __all__ = [
@@ -51,7 +51,6 @@ __all__ = [
 SIZE = 256  # raster tile side, px
 EXTENT = 4096  # MVT tile side, units
 BUFFER = 64  # MVT units read (and kept) around a tile, so renderers draw no seams at tile edges
-_PART_GLOB = "quadkey=*/part-*.parquet"
 _MAX_LAT = 85.0511287798  # Web Mercator's edge
 _TO_MERCATOR = Transformer.from_crs(4326, 3857, always_xy=True)
 
@@ -95,13 +94,12 @@ def part_meta(path: Path) -> Part:
     """A part's index entry from its footer alone (the geometry is read only when no bbox is recorded)."""
     mtime = path.stat().st_mtime_ns
     meta = pq.read_metadata(path)
-    geo = json.loads((meta.metadata or {}).get(b"geo", b"{}"))
-    bbox = geo.get("columns", {}).get(geo.get("primary_column", "geometry"), {}).get("bbox")
-    if not bbox or len(bbox) != 4:
+    bbox = geo_bbox(meta.metadata)
+    if bbox is None:
         wkb = pq.read_table(path, columns=["geometry"]).column("geometry").to_pylist()
-        bbox = shapely.total_bounds(shapely.from_wkb(np.asarray(wkb, dtype=object)))
-    w, s, e, n = (float(v) for v in bbox)
-    return Part(str(path), mtime, (w, s, e, n), meta.num_rows)
+        w, s, e, n = (float(v) for v in shapely.total_bounds(shapely.from_wkb(np.asarray(wkb, dtype=object))))
+        bbox = (w, s, e, n)
+    return Part(str(path), mtime, bbox, meta.num_rows)
 
 
 def _to_mercator(geoms: np.ndarray) -> np.ndarray:
@@ -156,7 +154,7 @@ class FieldLayer:
         self._scanned = -math.inf
         self.refresh()
         if not self._index[0]:
-            raise EmptyInputError(f"{root}: the layer folder holds no {_PART_GLOB} files")
+            raise EmptyInputError(f"{root}: the layer folder holds no quadkey=*/part-*.parquet files")
         self._loaded: OrderedDict[tuple[str, int], tuple[Polygons, shapely.STRtree]] = OrderedDict()
         self._points: OrderedDict[tuple[str, int], Points] = OrderedDict()
         self._rasters: OrderedDict[tuple[int, int, int], tuple[Signature, np.ndarray | None]] = OrderedDict()
@@ -171,7 +169,7 @@ class FieldLayer:
         """Rescan the folder: new or rewritten parts get their footer read, removed ones drop out."""
         known = {p.path: p for p in self._index[0]}
         parts: list[Part] = []
-        for path in sorted(self.root.glob(_PART_GLOB)):
+        for path in partition_files(self.root):
             try:
                 old = known.get(str(path))
                 fresh = (
