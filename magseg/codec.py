@@ -10,7 +10,7 @@ import numpy as np
 
 from magseg.classes import CLASSES
 
-__all__ = ["CLASSES", "DecodeReport", "decode", "encode", "grid_to_mask", "mask_to_grid"]
+__all__ = ["CLASSES", "DecodeReport", "cell_scores", "decode", "encode", "grid_to_mask", "mask_to_grid"]
 
 RUN_SEP = "| "
 ROW_SEP = "\n "
@@ -177,6 +177,43 @@ def decode(
         report.missing_rows = height - len(rows)
         rows.extend([rows[-1]] * (height - len(rows)))
     return np.array(rows, dtype=np.int64), report
+
+
+def cell_scores(
+    text: str, tokens: Sequence[tuple[int, float]], shape: tuple[int, int], valid: bool
+) -> np.ndarray:
+    """How sure the model was of each cell of ``decode(text, shape)``: a (h, w) float32 grid in [0, 1].
+
+    ``tokens`` gives, per written token, the end offset of its text in ``text`` and its probability
+    (magseg.model.generate.Scored). A cell gets the lowest probability among the tokens that wrote its
+    run: the label (which class) and the count (where the run ends). Text that was not ``valid`` RRLE
+    (the decoder repaired it) gives every cell the lowest probability of the whole completion.
+    """
+    height, width = int(shape[0]), int(shape[1])
+    char_p = np.ones(len(text), dtype=np.float32)
+    start = 0
+    for end, p in tokens:
+        char_p[start:end] = p
+        start = max(start, end)
+    lowest = float(min((p for _, p in tokens), default=0.0))
+    if not valid:
+        return np.full((height, width), lowest, dtype=np.float32)
+    rows: list[list[float]] = []
+    offset = 0
+    for line in text.split("\n"):
+        here, offset = offset, offset + len(line) + 1
+        if not line.strip():
+            continue
+        row: list[float] = []
+        for part in line.split("|"):
+            span, here = here, here + len(part) + 1
+            if not part.strip():
+                continue
+            chars = [i for i, c in enumerate(part, span) if not c.isspace()]
+            p = float(char_p[chars].min()) if chars else lowest
+            row.extend([p] * int(part.partition("*")[2].strip()))
+        rows.append(row[:width])
+    return np.array(rows[:height], dtype=np.float32)
 
 
 def mask_to_grid(

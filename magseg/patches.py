@@ -44,11 +44,12 @@ def crop_patch(array: np.ndarray, x0: int, y0: int, patch: int, fill: int = 0) -
     return window
 
 
-def stitch(grids: Sequence[np.ndarray], layout: PatchLayout) -> np.ndarray:
-    """Expand each patch's g x g grid to p x p pixels and place it; returns the (H, W) class mask."""
+def stitch(grids: Sequence[np.ndarray], layout: PatchLayout, dtype: np.dtype | type = np.uint8) -> np.ndarray:
+    """Expand each patch's g x g grid to p x p pixels and place it; returns the (H, W) mask (class ids,
+    or any per-cell value such as a confidence with ``dtype`` float32)."""
     if len(grids) != len(layout):
         raise ValueError(f"got {len(grids)} grids for a layout of {len(layout)} patches")
-    canvas = np.zeros((layout.rows * layout.patch, layout.cols * layout.patch), dtype=np.uint8)
+    canvas = np.zeros((layout.rows * layout.patch, layout.cols * layout.patch), dtype=dtype)
     for grid, (x0, y0) in zip(grids, layout.origins(), strict=True):
         canvas[y0 : y0 + layout.patch, x0 : x0 + layout.patch] = grid_to_mask(grid, layout.patch)
     return canvas[: layout.height, : layout.width]

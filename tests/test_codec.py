@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from magseg.codec import CLASSES, decode, encode, grid_to_mask, mask_to_grid
+from magseg.codec import CLASSES, cell_scores, decode, encode, grid_to_mask, mask_to_grid
 
 
 def test_encode_matches_text4seg_example() -> None:
@@ -131,3 +131,29 @@ def test_encode_refuses_bad_grids() -> None:
         encode(np.array([[0, 9]]))
     with pytest.raises(ValueError, match="2-D"):
         encode(np.zeros((2, 2, 2), dtype=int))
+
+
+def _tokens_per_char(text: str, probs: dict[int, float]) -> list[tuple[int, float]]:
+    """One token per character, probability 1 unless given by character offset."""
+    return [(i + 1, probs.get(i, 1.0)) for i in range(len(text))]
+
+
+def test_cell_scores_give_each_run_its_least_sure_token() -> None:
+    grid = np.array([[1, 1, 2, 2], [0, 0, 0, 0]])
+    text = encode(grid)
+    shaky = text.index("*2|") + 1  # the count of the first run of row 0
+    scores = cell_scores(text, _tokens_per_char(text, {shaky: 0.3}), grid.shape, valid=True)
+    assert scores.shape == grid.shape and scores.dtype == np.float32
+    np.testing.assert_allclose(scores, [[0.3, 0.3, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0]])
+    # a multi-character token spanning a separator counts for the runs on both sides
+    assert text.index("tree") < 14 < text.index("\n")  # token 1 ends inside the label-count of "tree"
+    both = cell_scores(text, [(14, 0.9), (len(text), 0.6)], grid.shape, valid=True)
+    np.testing.assert_allclose(both, [[0.9, 0.9, 0.6, 0.6], [0.6, 0.6, 0.6, 0.6]])
+
+
+def test_cell_scores_of_repaired_text_are_the_lowest() -> None:
+    grid = np.array([[1, 1], [2, 2]])
+    text = encode(grid)
+    scores = cell_scores(text, _tokens_per_char(text, {0: 0.2, 3: 0.7}), grid.shape, valid=False)
+    np.testing.assert_allclose(scores, np.full(grid.shape, 0.2))
+    assert cell_scores("", [], (2, 3), valid=False).shape == (2, 3)

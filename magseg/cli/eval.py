@@ -61,6 +61,20 @@ import click
     "--with-crop/--no-crop", default=None, help="Give the patch crop as a second image (default: as trained)."
 )
 @click.option("--device", default=None, help="torch device, e.g. cuda (default: the checkpoint's, CPU here).")
+@click.option(
+    "--fit-confidence",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Fit the per-field confidence calibrator on these scenes and save it here (MODEL/confidence.json "
+    "is where map, eval and serve look; use scenes the model never trained on and that you will not report on).",
+)
+@click.option(
+    "--reliability",
+    "reliability_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the reliability diagram (PNG) of the model's per-field confidence on these scenes here.",
+)
 def command(
     model_path: Path | None,
     data_path: Path,
@@ -77,11 +91,23 @@ def command(
     crop_size: int | None,
     with_crop: bool | None,
     device: str | None,
+    fit_confidence: Path | None,
+    reliability_path: Path | None,
 ) -> None:
     """Evaluate a model on labelled scenes: per-class instance metrics, mean DICE, decode validity,
     tokens per patch and patches/s, with and without refinement, beside two baselines ("field"
     everywhere, a per-pixel colour classifier) refined and scored the same way."""
+    from magseg.bundled import BUNDLED_MODEL
+    from magseg.confidence import Reliability, load_calibrator, reliability_png
+    from magseg.errors import InputError
     from magseg.evaluate import format_report, run_eval
+
+    model_dir = model_path or BUNDLED_MODEL
+    if reliability_path is not None and model_dir.is_dir() and load_calibrator(model_dir) is None:
+        raise InputError(
+            f"--reliability: {model_dir} has no confidence calibration; fit one first with "
+            "--fit-confidence MODEL/confidence.json on scenes you will not report on"
+        )
 
     def log(line: str) -> None:
         click.echo(line, err=True)
@@ -97,10 +123,14 @@ def command(
         max_new_tokens=max_new_tokens,
         device=device,
         log=log,
+        fit_confidence=fit_confidence,
         patch=patch,
         grid=grid,
         context_size=context_size,
         crop_size=crop_size,
         with_crop=with_crop,
     )
+    if reliability_path is not None and report.get("confidence"):
+        fields = Reliability(**report["confidence"]["fields"])
+        reliability_png(fields, reliability_path, title=f"fields, {report['n_scenes']} held-out scenes")
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))

@@ -109,6 +109,28 @@ def versus_table(model: dict[str, Any], baselines: dict[str, Any]) -> str:
     return _align(lines)
 
 
+def confidence_lines(report: dict[str, Any]) -> list[str]:
+    """The per-field confidence's calibration on these scenes, and where a fit was saved."""
+    out: list[str] = []
+    conf = report.get("confidence")
+    if conf:
+        f = conf["fields"]
+        ratio = f"{f['error_ratio']:.2f}x" if f["error_ratio"] is not None else "-"
+        out += [
+            "",
+            f"field confidence: ECE {f['ece']:.3f} over {f['n']} fields ({f['matched_share']:.0%} matched at "
+            f"IoU >= 0.5); least confident {f['low_share']:.0%}: error {f['low_error']:.0%} vs "
+            f"{f['rest_error']:.0%} for the rest ({ratio}); all classes ECE {conf['all']['ece']:.3f}",
+        ]
+    fit = report.get("confidence_fit")
+    if fit:
+        out.append(
+            f"confidence calibrator fitted on {fit['instances']} instances, saved to {fit['path']} "
+            f"(in-sample fields ECE {fit['in_sample_ece_fields']:.3f})"
+        )
+    return out
+
+
 def format_report(report: dict[str, Any]) -> str:
     """The whole text report of `magseg eval`."""
     cfg = report["config"]
@@ -131,6 +153,7 @@ def format_report(report: dict[str, Any]) -> str:
         "pixel DICE per class (refined, pooled over scenes; '-': class in neither mask):",
         dice_table(report),
     ]
+    head.extend(confidence_lines(report))
     if "compare" in report:
         head.append(f"compare = {report['compare']['model']}")
     fitted = report["baselines"].get("pixel_classifier", {}).get("fitted_on")

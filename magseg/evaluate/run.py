@@ -14,6 +14,15 @@ import numpy as np
 
 from magseg.bundled import BUNDLED_MODEL, boundary_choice
 from magseg.codec import mask_to_grid
+from magseg.confidence import (
+    FEATURES,
+    Calibrator,
+    instance_features,
+    load_calibrator,
+    matched_predictions,
+    reliability,
+    reliability_png,
+)
 from magseg.errors import InputError
 from magseg.evaluate.baselines import (
     PixelClassifier,
@@ -27,7 +36,7 @@ from magseg.inference import ModelFormat, Predictor
 from magseg.metrics import mean_dice
 from magseg.metrics.seams import SeamCounts
 from magseg.model import resolve_model_path
-from magseg.refine import BoundaryModel, load_boundary_model, refine, scene_boundary
+from magseg.refine import BoundaryModel, RefineResult, load_boundary_model, refine, scene_boundary
 from magseg.sources import LabelledScene, SceneRef, list_scenes
 
 #: The bundled tiny model's training seed (scripts/train_tiny_model.py); baseline fitting uses it too.
@@ -48,6 +57,32 @@ class _ModelRun:
         self.tokens_measured = True
         self.patch_dice: list[float] = []
         self.seams = SeamCounts()
+        self.features: list[np.ndarray] = []  # per refined instance (magseg.confidence.FEATURES)
+        self.matched: list[np.ndarray] = []  # ... and whether it matched the truth at IoU >= 0.5
+        self.calibrator: Calibrator | None = None
+
+    def add_confidence(
+        self, done: RefineResult, token_conf: np.ndarray, scene: LabelledScene, gsd: float
+    ) -> None:
+        """The refined instances' confidence features and their outcome against the truth."""
+        ids, x = instance_features(done.instance, done.semantic, token_conf, done.boundary, gsd)
+        truth = scene.labels
+        hit = matched_predictions(ids, done.instance, done.semantic, truth.instance, truth.semantic)
+        self.features.append(x)
+        self.matched.append(hit)
+
+    def confidence_summary(self) -> dict[str, Any] | None:
+        """Calibration of the model's confidence on these scenes (all instances and fields alone)."""
+        if not self.features or self.calibrator is None:
+            return None
+        x, y = np.concatenate(self.features), np.concatenate(self.matched)
+        p = self.calibrator.predict(x)
+        fields = x[:, FEATURES.index("is_field")] > 0.5
+        return {
+            "fields": reliability(p[fields], y[fields]).as_dict(),
+            "all": reliability(p, y).as_dict(),
+            "calibration": self.calibrator.fitted,
+        }
 
     def add_patch_dice(
         self, grids: Sequence[np.ndarray], origins: Sequence[tuple[int, int]], truth: np.ndarray
@@ -63,6 +98,7 @@ class _ModelRun:
         out["decode_valid_rate"] = self.valid / max(self.patches, 1)
         out["patch_dice"] = float(np.mean(self.patch_dice)) if self.patch_dice else None
         out.update(self.seams.summary())  # stitching artifacts: seam disagreement beyond the truth's
+        out["confidence"] = self.confidence_summary()
         out["tokens_per_patch"] = self.tokens / max(self.patches, 1)
         out["patches_per_s"] = self.patches / max(self.seconds, 1e-9)
         out["refinement_off"] = self.raw.summary()
@@ -80,14 +116,15 @@ def _score_pair(
     prob: np.ndarray,
     gsd: float,
     snap_px: int,
-) -> None:
-    """Score a stitched mask refined (into ``scores[0]``) and as is (into ``scores[1]``)."""
+) -> RefineResult:
+    """Score a stitched mask refined (into ``scores[0]``) and as is (into ``scores[1]``); returns the refined."""
     truth = scene.labels
     done = refine(semantic, scene.image, boundary=prob, gsd=gsd, snap_px=snap_px)
     scores[0].add(done.instance, done.semantic, truth.instance, truth.semantic)
     # refinement off: the stitched mask as is, instances = connected components per class
     plain = refine(semantic)
     scores[1].add(plain.instance, plain.semantic, truth.instance, truth.semantic)
+    return done
 
 
 Baselines = dict[str, tuple[MethodScores, MethodScores]]
@@ -154,8 +191,13 @@ def evaluate_scenes(
     classifier: PixelClassifier | None = None,
     boundary: BoundaryModel | None = None,
     log: Progress | None = None,
+    fit_confidence: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Run the model (and ``compare``) and the baselines on every scene; return the report dict.
+
+    The model's refined instances are scored for confidence against the truth: with ``fit_confidence``
+    a calibrator is fitted on them and saved there; a calibrator in the model folder is checked on them
+    (expected calibration error, the least confident fifth's error rate).
 
     Every method's stitched mask goes through the same refinement (boundary map computed once per
     scene, snapping by one RRLE cell of the main model) and the same scoring.
@@ -163,6 +205,8 @@ def evaluate_scenes(
     if not scenes:
         raise InputError("no scenes to evaluate; give a folder of labelled scenes")
     runs = [_ModelRun(predictor)] + ([_ModelRun(compare)] if compare is not None else [])
+    for run in runs:
+        run.calibrator = load_calibrator(run.predictor.name) if Path(run.predictor.name).is_dir() else None
     baselines = _new_baselines(classifier)
     refine_s = 0.0
     for i, ref in enumerate(scenes):
@@ -180,8 +224,10 @@ def evaluate_scenes(
             run.seams.add(pred.semantic, scene.labels.semantic, pred.origins)
             cfg = run.predictor.config
             t0 = time.perf_counter()
-            _score_pair((run.refined, run.raw), pred.semantic, scene, prob, gsd, cfg.patch // cfg.grid)
+            done = _score_pair((run.refined, run.raw), pred.semantic, scene, prob, gsd, cfg.patch // cfg.grid)
             refine_s += time.perf_counter() - t0
+            if pred.confidence is not None:
+                run.add_confidence(done, pred.confidence, scene, gsd)
             if log is not None:
                 log(
                     f"{ref.scene_id} [{i + 1}/{len(scenes)}] {Path(run.predictor.name).name}: "
@@ -195,7 +241,22 @@ def evaluate_scenes(
     report["ceiling"] = report["baselines"].pop(CEILING)
     report["n_scenes"] = len(scenes)
     report["refine_s"] = refine_s
+    if fit_confidence is not None:
+        report["confidence_fit"] = _fit_confidence(runs[0], fit_confidence, len(scenes))
     return report
+
+
+def _fit_confidence(run: _ModelRun, path: str | os.PathLike[str], n_scenes: int) -> dict[str, Any]:
+    """Fit the model's confidence calibrator on these scenes' instances and save it (and its diagram)."""
+    if not run.features:
+        raise InputError("the model's engine reports no token probabilities: nothing to calibrate on")
+    x, y = np.concatenate(run.features), np.concatenate(run.matched)
+    fitted = Calibrator.fit(x, y, scenes=n_scenes, model=Path(run.predictor.name).name)
+    fitted.save(path)
+    fields = x[:, FEATURES.index("is_field")] > 0.5
+    check = reliability(fitted.predict(x)[fields], y[fields])
+    reliability_png(check, Path(path).with_suffix(".png"), title="fields, calibration scenes (in-sample)")
+    return {"path": str(path), **fitted.fitted, "in_sample_ece_fields": check.ece}
 
 
 def boundary_label(model: BoundaryModel | None, path: str | None) -> str:
@@ -259,6 +320,7 @@ def run_eval(
     max_new_tokens: int | None = None,
     device: str | None = None,
     log: Progress | None = None,
+    fit_confidence: str | os.PathLike[str] | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Evaluate a model folder (default: the bundled one) on a labelled-scene folder; see evaluate_scenes.
@@ -288,7 +350,13 @@ def run_eval(
     if log is not None:
         log(f"pixel classifier fitted on {fitted_on}")
     report = evaluate_scenes(
-        refs, predictor, compare=other, classifier=classifier, boundary=boundary_model, log=log
+        refs,
+        predictor,
+        compare=other,
+        classifier=classifier,
+        boundary=boundary_model,
+        log=log,
+        fit_confidence=fit_confidence,
     )
     report["data"] = str(data_path)
     report["boundary"] = boundary_label(boundary_model, boundary)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from magseg.model.generate import HFEngine, Request
+from magseg.model.generate import HFEngine, Request, Scored
 
 
 @runtime_checkable
@@ -20,6 +20,13 @@ class CountingEngine(Engine, Protocol):
     """An engine that also reports the generated token count of every completion."""
 
     def generate_counted(self, batch: Sequence[Request]) -> list[tuple[str, int]]: ...
+
+
+@runtime_checkable
+class ScoringEngine(CountingEngine, Protocol):
+    """An engine that also reports the probability of every token it wrote (the confidence signal)."""
+
+    def generate_scored(self, batch: Sequence[Request]) -> list[Scored]: ...
 
 
 #: HF generate counts its tokens itself (HFEngine.generate_counted); the name says what callers need.
@@ -43,3 +50,14 @@ def generate_counted(
         return texts, [0] * len(texts), False
     tok = getattr(processor, "tokenizer", processor)
     return texts, [len(tok(t, add_special_tokens=False)["input_ids"]) + 1 for t in texts], False
+
+
+def generate_scored(
+    engine: Engine, batch: Sequence[Request], processor: Any = None
+) -> tuple[list[Scored], bool]:
+    """Completions with token counts and, where the engine reports them, token probabilities (else
+    ``tokens_text`` is None); ``measured`` as in generate_counted."""
+    if isinstance(engine, ScoringEngine):
+        return engine.generate_scored(batch), True
+    texts, counts, measured = generate_counted(engine, batch, processor)
+    return [Scored(t, n, None) for t, n in zip(texts, counts, strict=True)], measured

@@ -12,10 +12,10 @@ import numpy as np
 from PIL import Image
 
 from magseg.classes import CLASSES
-from magseg.codec import DecodeReport, decode, encode, grid_to_mask
+from magseg.codec import DecodeReport, cell_scores, decode, encode, grid_to_mask
 from magseg.errors import InputError
 from magseg.format import ModelFormat, encode_jpeg
-from magseg.inference.engine import CountingHFEngine, Engine, generate_counted
+from magseg.inference.engine import CountingHFEngine, Engine, generate_scored
 from magseg.inference.meta import resolve_config
 from magseg.model.generate import Request
 from magseg.patches import PatchLayout, stitch, window_origin
@@ -37,6 +37,9 @@ class ScenePrediction:
     tokens_measured: bool  # False: counts were re-tokenised from text (an engine without ids)
     config: ModelFormat
     timings: dict[str, float] = field(default_factory=dict)  # prepare_s, generate_s, decode_s, total_s
+    # (H, W) float32: the probability the model gave the tokens of each pixel's RRLE run (codec.cell_scores);
+    # None when the engine reports no token probabilities
+    confidence: np.ndarray | None = None
 
     @property
     def n_patches(self) -> int:
@@ -70,14 +73,18 @@ def patch_origins(height: int, width: int, patch: int) -> list[tuple[int, int]]:
 
 
 def stitch_grids(
-    grids: list[np.ndarray], origins: list[tuple[int, int]], shape: tuple[int, int], patch: int
+    grids: list[np.ndarray],
+    origins: list[tuple[int, int]],
+    shape: tuple[int, int],
+    patch: int,
+    dtype: np.dtype | type = np.uint8,
 ) -> np.ndarray:
     """Expand each g x g grid to its p x p patch and place it; in overlaps the later patch wins."""
     height, width = shape
     layout = PatchLayout(height, width, patch)
     if origins == layout.origins():  # the scene is a whole number of patches
-        return stitch(grids, layout).astype(np.uint8)
-    canvas = np.zeros((height, width), dtype=np.uint8)
+        return stitch(grids, layout, dtype)
+    canvas = np.zeros((height, width), dtype=dtype)
     for grid, (x0, y0) in zip(grids, origins, strict=True):
         canvas[y0 : y0 + patch, x0 : x0 + patch] = grid_to_mask(grid, patch)
     return canvas
@@ -150,7 +157,8 @@ def predict_scenes(
     t0 = time.perf_counter()
     built = [scene_requests(image, config) for image in images]
     t1 = time.perf_counter()
-    texts, tokens, measured = generate_counted(engine, [r for _, reqs in built for r in reqs], processor)
+    scored, measured = generate_scored(engine, [r for _, reqs in built for r in reqs], processor)
+    texts, tokens = [s.text for s in scored], [s.tokens for s in scored]
     t2 = time.perf_counter()
     total = sum(len(specs) for specs, _ in built)
     out: list[ScenePrediction] = []
@@ -161,7 +169,15 @@ def predict_scenes(
         decoded = [decode(text, (config.grid, config.grid)) for text in texts[start:end]]
         grids = [grid for grid, _ in decoded]
         origins = [(s.x0, s.y0) for s in specs]
-        semantic = stitch_grids(grids, origins, (specs[0].scene_height, specs[0].scene_width), config.patch)
+        shape = (specs[0].scene_height, specs[0].scene_width)
+        semantic = stitch_grids(grids, origins, shape, config.patch)
+        confidence = None
+        if all(s.tokens_text is not None for s in scored[start:end]):
+            cells = [
+                cell_scores(s.text, s.tokens_text or (), (config.grid, config.grid), r.valid)
+                for s, (_, r) in zip(scored[start:end], decoded, strict=True)
+            ]
+            confidence = stitch_grids(cells, origins, shape, config.patch, np.float32)
         share = len(specs) / total
         timings = {"prepare_s": (t1 - t0) * share, "generate_s": (t2 - t1) * share}
         timings["decode_s"] = time.perf_counter() - t3
@@ -177,6 +193,7 @@ def predict_scenes(
                 tokens_measured=measured,
                 config=config,
                 timings=timings,
+                confidence=confidence,
             )
         )
         start = end

@@ -4,19 +4,29 @@
 input preparation) and keeps computing rows that already ended. This loop feeds the model exactly what
 generate feeds it (positions counted from the attention mask, the same cache), takes the argmax, and
 drops each row from the batch and the cache the step it writes a stop token: the same tokens, token for
-token (tested against generate), at a fraction of the per-step cost on CPU.
+token (tested against generate), at a fraction of the per-step cost on CPU. It also keeps the probability
+the model gave each token it wrote (a softmax per step over the vocabulary: the confidence signal of
+magseg.confidence, free beside the forward pass).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
 from magseg.model.prefix import cache_keyword
 
-__all__ = ["greedy_ids"]
+__all__ = ["Greedy", "greedy_ids"]
+
+
+class Greedy(NamedTuple):
+    """Generated ids (B, T), pad after each row's stop token, and each token's probability (B, T; 0 at pads;
+    None when not asked for)."""
+
+    ids: torch.Tensor
+    probs: torch.Tensor | None
 
 
 @torch.inference_mode()
@@ -31,11 +41,13 @@ def greedy_ids(
     token_type_ids: torch.Tensor | None = None,
     pixel_values: torch.Tensor | None = None,
     cache: Any = None,
-) -> torch.Tensor:
-    """The generated ids (B, max_new_tokens) of the prompts ``ids`` (B, L), pad after each row's stop token.
+    with_probs: bool = True,
+) -> Greedy:
+    """The generated ids (B, max_new_tokens) of the prompts ``ids`` (B, L) and the probability of each.
 
     ``cache`` holds the KV of the first ``cache.get_seq_length()`` positions of every row (a shared prefix,
-    magseg.model.prefix); ``pixel_values`` are then the images of the uncached part only.
+    magseg.model.prefix); ``pixel_values`` are then the images of the uncached part only. Without
+    ``with_probs`` no softmax is taken (``probs`` is None).
     """
     key = cache_keyword(model)
     cached = cache.get_seq_length() if cache is not None else 0
@@ -53,12 +65,15 @@ def greedy_ids(
     cache = getattr(out, key)
     rows = ids.shape[0]
     result = torch.full((rows, max_new_tokens), pad_id, dtype=torch.long, device=ids.device)
+    probs = torch.zeros((rows, max_new_tokens), dtype=torch.float32, device=ids.device)
     stops = torch.tensor(list(stop_ids), device=ids.device)
     active = torch.arange(rows, device=ids.device)
-    token = out.logits[:, -1].argmax(-1)
+    token, prob = _pick(out.logits[:, -1], with_probs)
     position = positions[:, -1]
     for step in range(max_new_tokens):
         result[active, step] = token
+        if prob is not None:
+            probs[active, step] = prob
         ended = torch.isin(token, stops)
         if ended.any():
             keep = (~ended).nonzero().squeeze(1)
@@ -78,5 +93,14 @@ def greedy_ids(
             **{key: cache},
         )
         cache = getattr(out, key)
-        token = out.logits[:, -1].argmax(-1)
-    return result
+        token, prob = _pick(out.logits[:, -1], with_probs)
+    return Greedy(result, probs if with_probs else None)
+
+
+def _pick(logits: torch.Tensor, with_prob: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The argmax token of each row and, when asked, its probability (the largest softmax value)."""
+    token = logits.argmax(-1)  # generate's greedy choice, ties to the first id
+    if not with_prob:
+        return token, None
+    prob = logits.float().softmax(-1).gather(-1, token[:, None]).squeeze(-1)
+    return token, prob

@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from PIL import Image
 from trl.data_utils import prepare_multimodal_messages
 
-from magseg.model.decode import greedy_ids
+from magseg.model.decode import Greedy, greedy_ids
 from magseg.model.prefix import cache_keyword, split_prompts
 
 #: One request: the images of a sample (scene, crop) and its conversational prompt (magseg.prompts).
 Request = tuple[Sequence[Image.Image], list[dict[str, Any]]]
 
 END_OF_TURN = "<end_of_turn>"
+
+
+class Scored(NamedTuple):
+    """A completion, the tokens it took (stop token included) and, per written token, (end offset, p).
+
+    ``tokens_text`` pairs the end offset of each token's text in ``text`` with the probability the
+    model gave that token (greedy: its largest softmax value); special tokens are left out.
+    """
+
+    text: str
+    tokens: int
+    tokens_text: tuple[tuple[int, float], ...] | None  # None: the engine reports no probabilities
 
 
 def render_prompts(processor: Any, batch: Sequence[Request]) -> Any:
@@ -49,6 +61,7 @@ class HFEngine:
         temperature: float = 1.0,
         share_prefix: bool = True,
         lean: bool = True,
+        scores: bool = True,
     ) -> None:
         self.model = model
         self.processor = processor
@@ -65,6 +78,7 @@ class HFEngine:
         self.lean = (
             lean  # greedy: magseg.model.decode's loop instead of generate (same tokens, less per step)
         )
+        self.scores = scores  # keep each written token's probability (magseg.confidence's signal)
         self.prefill_tokens = 0  # prompt tokens prefilled so far (a prefix shared by n requests counts once)
         self.prompt_tokens = 0  # prompt tokens of the requests (what prefill costs without sharing)
 
@@ -80,8 +94,9 @@ class HFEngine:
         }
 
     @torch.inference_mode()
-    def _generate_ids(self, batch: Sequence[Request]) -> torch.Tensor:
-        """The generated ids (B, T) of one batch, prompt stripped; scene prefixes prefilled once when shared."""
+    def _generate_ids(self, batch: Sequence[Request]) -> Greedy:
+        """The generated ids (B, T) of one batch, prompt stripped, and their probabilities; scene prefixes
+        prefilled once when shared."""
         inputs = render_prompts(self.processor, batch)
         self.prompt_tokens += int(inputs["attention_mask"].sum())
         shared = None
@@ -130,27 +145,64 @@ class HFEngine:
                 token_type_ids=types,
                 pixel_values=pixels,
                 cache=cache,
+                with_probs=self.scores,
             )
         extra: dict[str, Any] = {key: cache} if cache is not None else {}
         if types is not None:
             extra["token_type_ids"] = types
         if pixels is not None:
             extra["pixel_values"] = pixels
-        out = self.model.generate(input_ids=ids, attention_mask=mask, **extra, **self._options())
-        return out[:, ids.shape[1] :]
+        out = self.model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            **extra,
+            **self._options(),
+            output_scores=self.scores,
+            return_dict_in_generate=True,
+        )
+        if not self.scores:
+            return Greedy(out.sequences[:, ids.shape[1] :], None)
+        # the probability of each chosen token under the (temperature-scaled) distribution it came from
+        probs = self.model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
+        return Greedy(out.sequences[:, ids.shape[1] :], probs.float().exp())
 
-    def generate_counted(self, batch: Sequence[Request]) -> list[tuple[str, int]]:
-        """(completion text, generated token count) for each request, in order.
+    def generate_scored(self, batch: Sequence[Request]) -> list[Scored]:
+        """Each request's completion with its token count and per-token probabilities, in order.
 
         A count runs up to and including the stop token (the model paid for it); the padding generate
         appends after a sequence stopped is not counted; a completion cut at max_new_tokens counts that.
         """
-        results: list[tuple[str, int]] = []
+        results: list[Scored] = []
+        tok = self.processor.tokenizer
+        special = set(tok.all_special_ids)
         for start in range(0, len(batch), self.batch_size):
-            new = self._generate_ids(batch[start : start + self.batch_size])
-            texts = self.processor.batch_decode(new, skip_special_tokens=True)
-            results.extend(zip(texts, token_counts(new, self.eos_token_id), strict=True))
+            new, probs = self._generate_ids(batch[start : start + self.batch_size])
+            counts = token_counts(new, self.eos_token_id)
+            rows = [new[r, :n].tolist() for r, n in enumerate(counts)]
+            if probs is None:
+                texts = tok.batch_decode(rows, skip_special_tokens=True)
+                results += [Scored(t, len(ids), None) for t, ids in zip(texts, rows, strict=True)]
+                continue
+            # each token's end offset in its row's text: the decoded length of every prefix, one call
+            prefixes = tok.batch_decode(
+                [ids[: k + 1] for ids in rows for k in range(len(ids))], skip_special_tokens=True
+            )
+            at = 0
+            for r, ids in enumerate(rows):
+                texts = prefixes[at : at + len(ids)]
+                at += len(ids)
+                text = texts[-1] if texts else ""
+                spans = tuple(
+                    (min(len(t), len(text)), float(q))
+                    for i, t, q in zip(ids, texts, probs[r, : len(ids)].tolist(), strict=True)
+                    if i not in special
+                )
+                results.append(Scored(text, len(ids), spans))
         return results
+
+    def generate_counted(self, batch: Sequence[Request]) -> list[tuple[str, int]]:
+        """(completion text, generated token count) for each request, in order (see generate_scored)."""
+        return [(s.text, s.tokens) for s in self.generate_scored(batch)]
 
     def generate(self, batch: Sequence[Request]) -> list[str]:
         """Completion text (special tokens dropped) for each request, in order."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from magseg.bundled import BUNDLED_BOUNDARY, boundary_choice
+from magseg.confidence import CALIBRATION_FILE, load_calibrator
 from magseg.evaluate import run_eval
 from magseg.evaluate.run import BUNDLED_MODEL, evaluate_baselines
 from magseg.inference.meta import read_model_meta, resolve_config
@@ -20,14 +21,23 @@ def test_bundled_model_is_small_and_carded() -> None:
     assert "Recipe" in (BUNDLED_MODEL / "README.md").read_text()
 
 
-def test_bundled_model_beats_field_everywhere(synth_folder: Path) -> None:
+def test_bundled_model_beats_field_everywhere(synth_folder: Path, tmp_path: Path) -> None:
     # seed-5 scenes were never seen in training (seed 1). An untrained model writes text that decodes to
     # noise or one class; the trained one must write valid RRLE and see more than "field everywhere".
-    report = run_eval(synth_folder, batch_size=16)
+    report = run_eval(synth_folder, batch_size=16, fit_confidence=tmp_path / CALIBRATION_FILE)
     assert report["decode_valid_rate"] >= 0.95
     floor = report["baselines"]["field_everywhere"]["mean_dice"]
     assert report["mean_dice"] > floor + 0.05
     assert report["field"]["mean_iou"] is not None and report["field"]["mean_iou"] > 0.1
+    # its shipped calibrator is checked on these unseen scenes: the least confident fifth holds more errors
+    fields = report["confidence"]["fields"]
+    assert fields["n"] > 10 and 0.0 <= fields["ece"] <= 1.0
+    assert fields["low_error"] > fields["rest_error"]
+    # and a new one fitted on them lands beside its reliability diagram, ready for load_calibrator
+    assert report["confidence_fit"]["instances"] >= fields["n"]
+    assert (
+        load_calibrator(tmp_path) is not None and (tmp_path / CALIBRATION_FILE).with_suffix(".png").is_file()
+    )
 
 
 def test_bundled_boundary_model_is_small_carded_and_the_default() -> None:

@@ -45,6 +45,7 @@ def test_report_has_every_key_in_range(report: dict[str, Any]) -> None:
     assert 1.0 <= report["tokens_per_patch"] <= MAX_NEW and report["tokens_measured"]
     assert report["patches_per_s"] > 0 and report["n_patches"] == 32 and report["n_scenes"] == 2
     assert report["config"]["context_size"] == 64  # from the model's card
+    assert report["confidence"] is None  # no calibrator in this model's folder
     for name in ("field_everywhere", "pixel_classifier"):
         check_method(report["baselines"][name], n_truth)
         check_method(report["baselines"][name]["refinement_off"], n_truth)
@@ -112,7 +113,9 @@ def test_cli_json(
     assert "synth-5-000" in err
 
 
-@pytest.mark.parametrize("case", ["not_model", "no_data", "empty_data", "bundled_missing", "bad_compare"])
+@pytest.mark.parametrize(
+    "case", ["not_model", "no_data", "empty_data", "bundled_missing", "bad_compare", "no_calibration"]
+)
 def test_cli_bad_input_is_one_line_exit_2(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -135,6 +138,7 @@ def test_cli_bad_input_is_one_line_exit_2(
             "--data",
             str(synth_folder),
         ],
+        "no_calibration": ["--model", str(model_dir), "--data", str(synth_folder), "--reliability", "r.png"],
     }[case]
     if case == "bundled_missing":
         monkeypatch.setattr("magseg.evaluate.run.BUNDLED_MODEL", tmp_path / "tiny-magseg")
@@ -143,6 +147,8 @@ def test_cli_bad_input_is_one_line_exit_2(
     assert err.startswith("error: ") and err.count("\n") == 1
     if case == "bundled_missing":
         assert "train" in err and "--model" in err
+    if case == "no_calibration":
+        assert "--fit-confidence" in err and not Path("r.png").exists()
 
 
 def test_run_eval_refuses_bad_numbers(model_dir: Path, synth_folder: Path) -> None:

@@ -69,14 +69,18 @@ def test_lean_greedy_loop_writes_what_generate_writes(tmp_path: Path) -> None:
     inputs = render_prompts(processor, requests)
     engine = HFEngine(model, processor, max_new_tokens=96)
     with torch.inference_mode():
-        reference = model.generate(
+        out = model.generate(
             **inputs,
             max_new_tokens=96,
             eos_token_id=engine.eos_token_id,
             pad_token_id=engine.pad_token_id,
             do_sample=False,
-        )[:, inputs["input_ids"].shape[1] :]
-    lean = greedy_ids(
+            output_scores=True,
+            return_dict_in_generate=True,
+        )
+        reference = out.sequences[:, inputs["input_ids"].shape[1] :]
+        ref_probs = model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True).exp()
+    greedy = greedy_ids(
         model,
         inputs["input_ids"],
         inputs["attention_mask"],
@@ -86,8 +90,11 @@ def test_lean_greedy_loop_writes_what_generate_writes(tmp_path: Path) -> None:
         token_type_ids=inputs["token_type_ids"],
         pixel_values=inputs["pixel_values"],
     )
+    lean = greedy.ids
     assert torch.equal(lean[:, : reference.shape[1]], reference)
     assert (lean[:, reference.shape[1] :] == engine.pad_token_id).all()
+    written = reference != engine.pad_token_id  # the probability of each token a row wrote
+    assert torch.allclose(greedy.probs[:, : reference.shape[1]][written], ref_probs[written], atol=1e-4)
     lengths = set((reference != engine.pad_token_id).sum(dim=1).tolist())
     assert len(lengths) > 1  # rows ended at different steps
     assert processor.batch_decode(reference, skip_special_tokens=True) == engine.generate(requests)
