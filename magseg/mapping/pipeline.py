@@ -167,6 +167,7 @@ def _execute(
         "snap_px": patch // grid,
         "settings": asdict(config.refine),
         "boundary": os.path.abspath(config.boundary) if config.boundary else "",
+        "model": os.path.abspath(config.model) if config.engine != "truth" else "",
     }
     ds = ds.map(finish_tile, fn_kwargs=finish, num_cpus=0.5)
     yield from ds.iter_rows()

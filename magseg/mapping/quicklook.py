@@ -17,6 +17,7 @@ from magseg.atomic import atomic_path
 from magseg.classes import CLASS_COLOURS, CLASS_NAMES
 from magseg.mapping.plan import RegionPlan
 from magseg.mapping.store import RunStore
+from magseg.vector import CONFIDENCE
 from magseg.viz import leaflet_inline, overlay
 
 __all__ = ["mosaic_thumbnails", "write_html_map", "write_quicklook"]
@@ -102,7 +103,8 @@ def write_html_map(
     if total > MAX_HTML_POLYGONS:
         note = f"{total:,} polygons: too many to embed; open the GeoParquet layer in a GIS"
         shown = shown.iloc[:0]
-    geojson = json.loads(shown[["id", "class", "metrics:area", "geometry"]].to_json(drop_id=True))
+    keep = ["id", "class", "metrics:area", *([CONFIDENCE] if CONFIDENCE in shown.columns else [])]
+    geojson = json.loads(shown[[*keep, "geometry"]].to_json(drop_id=True))
     colours = {name: "#" + bytes(CLASS_COLOURS[i][:3]).hex() for i, name in enumerate(CLASS_NAMES)}
     css, js = leaflet_inline()
     page = _TEMPLATE.format(
@@ -114,6 +116,10 @@ def write_html_map(
         fields=json.dumps(geojson),
         colours=json.dumps(colours),
         note=json.dumps(note),
+        confidence=CONFIDENCE,
+        conf_legend=json.dumps(
+            "<br>fill opacity: confidence (faint = check first)" if CONFIDENCE in keep else ""
+        ),
     )
     with atomic_path(path) as tmp:
         Path(tmp).write_text(page, encoding="utf-8")
@@ -129,12 +135,16 @@ _TEMPLATE = """<!DOCTYPE html>
 <script>
 const bounds = {bounds};
 const colours = {colours};
+const conf = f => (typeof f.properties['{confidence}'] === 'number' ? f.properties['{confidence}'] : null);
 const map = L.map('map', {{preferCanvas: true}}).fitBounds(bounds);
 const imagery = L.imageOverlay('{image}', bounds).addTo(map);
 const fields = L.geoJSON({fields}, {{
-  style: f => ({{color: colours[f.properties.class] || '#ff0', weight: 1, fillOpacity: 0.35}}),
+  // fill opacity follows the calibrated confidence (faint: check first), when the layer has one
+  style: f => ({{color: colours[f.properties.class] || '#ff0', weight: 1,
+      fillOpacity: conf(f) === null ? 0.35 : 0.05 + 0.55 * conf(f)}}),
   onEachFeature: (f, l) => l.bindPopup(f.properties.id + '<br>' + f.properties.class + ', ' +
-      Math.round(f.properties['metrics:area']) + ' m²')
+      Math.round(f.properties['metrics:area']) + ' m²' +
+      (conf(f) === null ? '' : '<br>confidence ' + conf(f).toFixed(2)))
 }}).addTo(map);
 L.control.layers(null, {{'imagery': imagery, 'fields': fields}}).addTo(map);
 const legend = L.control({{position: 'bottomright'}});
@@ -142,7 +152,7 @@ legend.onAdd = () => {{
   const d = L.DomUtil.create('div', 'legend');
   d.innerHTML = Object.entries(colours).filter(([k]) => k !== 'background')
     .map(([k, c]) => '<span style="color:' + c + '">&#9632;</span> ' + k).join('<br>') +
-    ({note} ? '<br><b>' + {note} + '</b>' : '');
+    {conf_legend} + ({note} ? '<br><b>' + {note} + '</b>' : '');
   return d;
 }};
 legend.addTo(map);

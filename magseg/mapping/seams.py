@@ -9,6 +9,8 @@ import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from magseg.vector import CONFIDENCE
+
 __all__ = ["merge_seams"]
 
 
@@ -21,7 +23,8 @@ def merge_seams(pieces: gpd.GeoDataFrame, gsd: float, min_shared_px: float = 4.0
     kept apart by the gap refinement leaves between instances (and touch, if at all, at a corner or for a
     pixel or two, under ``min_shared_px``). Groups are joined transitively (a field over a tile corner
     has four pieces). A joined polygon takes the smallest id of its pieces, so the result depends only on
-    the pieces, never on the order tiles finished in. Areas and perimeters are recomputed.
+    the pieces, never on the order tiles finished in. Areas and perimeters are recomputed; a confidence
+    (magseg:confidence) becomes the area-weighted mean of the pieces'.
     """
     return join_touching(pieces, gsd, min_shared_px).drop(columns="seams")
 
@@ -64,7 +67,11 @@ def _union_groups(
         first = members.iloc[0]
         geom = shapely.union_all(shapely.set_precision(members.geometry.to_numpy(), grid))
         flags = sorted({f for text in members["seams"].astype(str) for f in text.split(",") if f})
-        joined.append({**first.to_dict(), "geometry": geom, "seams": ",".join(flags)})
+        row = {**first.to_dict(), "geometry": geom, "seams": ",".join(flags)}
+        if CONFIDENCE in members.columns:
+            area = shapely.area(members.geometry.to_numpy())
+            row[CONFIDENCE] = np.float32(np.average(members[CONFIDENCE].to_numpy(np.float64), weights=area))
+        joined.append(row)
     merged = gpd.GeoDataFrame(joined, geometry="geometry", crs=frame.crs)
     merged["metrics:area"] = merged.geometry.area.to_numpy()
     merged["metrics:perimeter"] = merged.geometry.length.to_numpy()

@@ -14,6 +14,7 @@ import pystac
 from affine import Affine
 from rasterio.crs import CRS
 
+from magseg.confidence import Calibrator, load_calibrator
 from magseg.errors import InputError
 from magseg.mapping.plan import Tile
 from magseg.mapping.read import read_tile
@@ -25,6 +26,8 @@ __all__ = ["TileModel", "finish_tile", "read_stage", "tile_row"]
 
 #: Downsampling of the per-tile quick-look arrays kept beside the pieces.
 THUMB = 4
+#: Token probabilities travel between stages as uint8 (p * CONF_SCALE): a quarter of float32's bytes.
+CONF_SCALE = 255
 
 
 def tile_row(tile: Tile, items: list[pystac.Item]) -> dict[str, Any]:
@@ -111,6 +114,9 @@ class TileModel:
         out = {k: v for k, v in batch.items() if k != "truth"}
         out.update(
             semantic=_objects([by_tile[i].semantic if i in by_tile else empty for i in range(n)]),
+            confidence=_objects(
+                [_quantised(by_tile[i].confidence) if i in by_tile else empty for i in range(n)]
+            ),
             patches=np.array([by_tile[i].n_patches if i in by_tile else 0 for i in range(n)], np.int64),
             tokens=np.array([int(sum(by_tile[i].tokens)) if i in by_tile else 0 for i in range(n)], np.int64),
             valid_patches=np.array(
@@ -124,6 +130,19 @@ class TileModel:
         return out
 
 
+def _quantised(confidence: np.ndarray | None) -> np.ndarray:
+    """Token probabilities (H, W) as uint8 for the trip to the finish stage; (1, 1) zeros when absent."""
+    if confidence is None:
+        return np.zeros((1, 1), np.uint8)
+    return np.round(np.clip(confidence, 0.0, 1.0) * CONF_SCALE).astype(np.uint8)
+
+
+@lru_cache(maxsize=4)
+def _calibrator(model: str) -> Calibrator | None:
+    """The model's confidence calibrator (MODEL/confidence.json), loaded once per worker process."""
+    return load_calibrator(model) if model else None
+
+
 @lru_cache(maxsize=4)
 def _boundary(path: str, gsd: float, scale: float | None) -> BoundaryModel:
     """The boundary model, loaded once per worker process (the image fallback at the region's scale, alone
@@ -132,9 +151,19 @@ def _boundary(path: str, gsd: float, scale: float | None) -> BoundaryModel:
 
 
 def finish_tile(
-    row: dict[str, Any], out: str, gsd: float, snap_px: int, settings: dict[str, Any], boundary: str
+    row: dict[str, Any],
+    out: str,
+    gsd: float,
+    snap_px: int,
+    settings: dict[str, Any],
+    boundary: str,
+    model: str = "",
 ) -> dict[str, Any]:
-    """Refine, polygonize and save one tile to the run folder; returns the tile's small summary row."""
+    """Refine, polygonize and save one tile to the run folder; returns the tile's small summary row.
+
+    With the model's token probabilities in the row and a calibrator in the ``model`` folder, each
+    polygon gets its calibrated confidence (magseg:confidence).
+    """
     t0 = time.perf_counter()
     tile = Tile(**json.loads(row["tile"]))
     store = RunStore(out)
@@ -156,9 +185,12 @@ def finish_tile(
         crs = CRS.from_epsg(int(row["epsg"]))
         transform = Affine(*json.loads(row["transform"]))
         image, valid = np.asarray(row["image"]), np.asarray(row["valid"])
+        semantic = np.asarray(row["semantic"])
+        conf = np.asarray(row.get("confidence", np.zeros((1, 1), np.uint8)))
+        token_conf = conf.astype(np.float32) / CONF_SCALE if conf.shape == semantic.shape else None
         result = tile_pieces(
             tile,
-            np.asarray(row["semantic"]),
+            semantic,
             image,
             valid,
             transform,
@@ -167,6 +199,8 @@ def finish_tile(
             settings=knobs,
             snap_px=snap_px,
             boundary=_boundary(boundary, gsd, knobs.boundary_scale),
+            token_conf=token_conf,
+            calibrator=_calibrator(model),
         )
         rows, cols = core_window(tile, gsd)
         thumb = {

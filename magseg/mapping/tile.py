@@ -12,11 +12,12 @@ from rasterio.crs import CRS
 from shapely.geometry import Polygon
 
 from magseg.classes import BACKGROUND
+from magseg.confidence import Calibrator, instance_confidence
 from magseg.labels import LabelRaster
 from magseg.mapping.plan import Tile, transformer
 from magseg.refine import refine
 from magseg.refine.boundary import BoundaryModel, OrientedBoundary
-from magseg.vector import polygonize
+from magseg.vector import CONFIDENCE, polygonize
 
 __all__ = ["RefineSettings", "TilePieces", "core_window", "tile_pieces"]
 
@@ -45,7 +46,7 @@ class RefineSettings:
 class TilePieces:
     """The polygons a tile owns (its core only), in the tile's UTM CRS, with the core sides each reaches."""
 
-    frame: gpd.GeoDataFrame  # id, class, instance, metrics:*, seams ("" or e.g. "W,N"), geometry
+    frame: gpd.GeoDataFrame  # id, class, instance, metrics:*, [magseg:confidence,] seams, geometry
     semantic: np.ndarray  # the refined core mask (uint8), for quick looks
 
 
@@ -67,13 +68,17 @@ def tile_pieces(
     settings: RefineSettings,
     snap_px: int,
     boundary: BoundaryModel | None = None,
+    token_conf: np.ndarray | None = None,
+    calibrator: Calibrator | None = None,
 ) -> TilePieces:
     """Refine the whole read window (the margin gives objects on the seams their context), then keep the core.
 
     Instances are cut over core + margin so that the watershed sees a field that crosses the core edge
     whole; the core is then cut out exactly on the tile grid, so pieces of neighbouring tiles meet on a
     common line and magseg.mapping.seams can join them. Pixels without imagery are background. Ids are
-    ``<tile id>-<class>-<instance>``: unique across a region, stable for a given tile result.
+    ``<tile id>-<class>-<instance>``: unique across a region, stable for a given tile result. With the
+    model's per-pixel token probabilities (``token_conf``) and a ``calibrator``, each piece gets its
+    instance's calibrated confidence (magseg.confidence), computed over the whole read window.
     """
     sem = np.where(valid, semantic, BACKGROUND).astype(np.uint8)
     if boundary is None:
@@ -96,6 +101,11 @@ def tile_pieces(
     )
     layer["id"] = tile.id + "-" + layer["id"]
     layer["seams"] = _seams(instance, layer["instance"].to_numpy())
+    if token_conf is not None and calibrator is not None:
+        conf = instance_confidence(
+            calibrator, result.instance, result.semantic, token_conf, result.boundary, gsd
+        )
+        layer[CONFIDENCE] = np.array([conf[int(i)] for i in layer["instance"]], dtype=np.float32)
     return TilePieces(cut_to_zone(layer, tile), core_sem)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -16,13 +17,28 @@ import shapely
 from magseg.atomic import atomic_path
 from magseg.errors import CRSError, InputError
 
-__all__ = ["FIBOA_SCHEMAS", "FORMATS", "fiboa_table", "layer_format", "write_layer"]
+__all__ = [
+    "CONFIDENCE",
+    "FIBOA_SCHEMAS",
+    "FORMATS",
+    "MAGSEG_SCHEMA",
+    "MAGSEG_SCHEMA_FILE",
+    "fiboa_table",
+    "layer_format",
+    "write_layer",
+]
 
 #: fiboa 0.3 is an extension of Vecorel 0.1: a file lists both schemas per collection.
 FIBOA_SCHEMAS: tuple[str, ...] = (
     "https://vecorel.org/specification/v0.1.0/schema.yaml",
     "https://fiboa.org/specification/v0.3.0/schema.yaml",
 )
+#: magseg's fiboa extension (its columns are magseg:*), listed in a file's schemas when it has such a column.
+MAGSEG_SCHEMA = "https://magseg.org/extensions/magseg/v0.1.0/schema.yaml"
+#: The extension's schema, shipped with the package (``fiboa validate -s MAGSEG_SCHEMA,MAGSEG_SCHEMA_FILE``).
+MAGSEG_SCHEMA_FILE = Path(__file__).resolve().parent / "schemas" / "magseg-v0.1.0.yaml"
+#: The per-polygon calibrated confidence (magseg.confidence): P(matched to a real object at IoU >= 0.5).
+CONFIDENCE = "magseg:confidence"
 #: extension -> format name (pyogrio driver for the OGR ones).
 FORMATS: dict[str, str] = {
     ".parquet": "fiboa",
@@ -104,15 +120,22 @@ def fiboa_table(frame: gpd.GeoDataFrame, collection: str) -> pa.Table:
     }
     meta = {
         b"geo": json.dumps(geo).encode(),
-        b"collection": json.dumps({"schemas": {collection: list(FIBOA_SCHEMAS)}}).encode(),
+        b"collection": json.dumps({"schemas": {collection: _schemas(wgs84.columns)}}).encode(),
     }
     schema = pa.schema(fields, metadata=meta)
     return pa.Table.from_arrays([columns[f.name] for f in fields], schema=schema)
 
 
+def _schemas(columns: Iterable[object]) -> list[str]:
+    """fiboa's schemas, and magseg's extension when a magseg:* column is present."""
+    extra = [MAGSEG_SCHEMA] if any(str(c).startswith("magseg:") for c in columns) else []
+    return [*FIBOA_SCHEMAS, *extra]
+
+
 def _arrow_column(name: str, values: np.ndarray) -> pa.Array:
-    """Arrow array for one attribute: fiboa wants string (not large_string), float32 metrics, ms UTC times."""
-    if name.startswith("metrics:"):
+    """Arrow array for one attribute: fiboa wants string (not large_string), float32 metrics and
+    confidence, ms UTC times."""
+    if name.startswith("metrics:") or name == CONFIDENCE:
         return pa.array(values.astype(np.float32), type=pa.float32())
     if name == "determination:datetime":
         return pa.array(list(values), type=pa.timestamp("ms", tz="UTC"))

@@ -40,6 +40,9 @@ def test_run_writes_layer_export_pictures_and_summary(
     assert layer["id"].is_unique
     assert set(layer["determination:method"]) == {"auto-imagery"}
     assert layer["determination:datetime"].notna().all()
+    # every polygon carries the bundled calibrator's confidence, and they differ (a signal, not a constant)
+    conf = layer["magseg:confidence"].to_numpy()
+    assert ((conf >= 0) & (conf <= 1)).all() and conf.std() > 0.01
     # polygons lie in the mapped tiles, and none overlaps another (seams joined, nothing duplicated)
     utm = layer.to_crs(layer.estimate_utm_crs())
     geoms = utm.geometry.to_numpy()
@@ -47,6 +50,7 @@ def test_run_writes_layer_export_pictures_and_summary(
     assert shapely.area(shapely.intersection(geoms[left], geoms[right])).sum() < 1.0
     exported = gpd.read_file(region_run.parent / "fields.gpkg")
     assert sorted(exported["id"]) == sorted(layer["id"])
+    assert exported["magseg:confidence"].notna().all()
     assert (region_run / "quicklook.png").stat().st_size > 1000
     html = (region_run / "map.html").read_text()
     assert "L.map(" in html and "L.geoJSON" in html and layer["id"].iloc[0] in html

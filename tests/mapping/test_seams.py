@@ -158,3 +158,21 @@ def test_pieces_touching_at_a_corner_or_briefly_stay_apart() -> None:
     assert joined.geometry.equals(shapely.box(0, 0, 20, 10))
     assert joined["metrics:area"] == pytest.approx(200.0)
     assert "seams" not in out.columns
+
+
+def test_joined_confidence_is_the_area_weighted_mean() -> None:
+    boxes = [shapely.box(0, 0, 10, 10), shapely.box(10, 0, 40, 10), shapely.box(50, 0, 60, 10)]
+    frame = gpd.GeoDataFrame(
+        {
+            "id": ["t1-field-1", "t2-field-1", "t2-field-2"],
+            "class": ["field"] * 3,
+            "instance": [1, 1, 2],
+            "seams": ["E", "W", ""],
+            "magseg:confidence": np.array([0.2, 0.8, 0.5], dtype=np.float32),
+        },
+        geometry=boxes,
+        crs="EPSG:32643",
+    )
+    out = merge_seams(frame, gsd=0.5).set_index("id")
+    assert out.loc["t1-field-1", "magseg:confidence"] == pytest.approx((0.2 * 100 + 0.8 * 300) / 400)
+    assert out.loc["t2-field-2", "magseg:confidence"] == pytest.approx(0.5)

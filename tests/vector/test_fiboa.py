@@ -15,7 +15,14 @@ import pytest
 
 from magseg.errors import CRSError, InputError
 from magseg.labels import LabelRaster
-from magseg.vector import FIBOA_SCHEMAS, polygonize, write_layer
+from magseg.vector import (
+    CONFIDENCE,
+    FIBOA_SCHEMAS,
+    MAGSEG_SCHEMA,
+    MAGSEG_SCHEMA_FILE,
+    polygonize,
+    write_layer,
+)
 
 VALIDATOR = Path(__file__).parent / "fiboa_offline" / "fiboa_validate.py"
 
@@ -28,6 +35,31 @@ def test_fiboa_geoparquet_validates(utm_labels: LabelRaster, tmp_path: Path) -> 
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "VALID" in run.stdout and "INVALID" not in run.stdout
+
+
+def _validate(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(VALIDATOR), str(path), "-n", "-1"], capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize("value", [0.75, 1.5])
+def test_confidence_column_follows_magseg_extension(
+    utm_labels: LabelRaster, tmp_path: Path, value: float
+) -> None:
+    out = tmp_path / "fields.parquet"
+    layer = polygonize(utm_labels)
+    layer[CONFIDENCE] = value
+    write_layer(layer, out, collection="c1")
+    schema = pq.read_schema(out)
+    assert schema.field(CONFIDENCE).type == pa.float32()
+    assert json.loads(schema.metadata[b"collection"]) == {"schemas": {"c1": [*FIBOA_SCHEMAS, MAGSEG_SCHEMA]}}
+    assert MAGSEG_SCHEMA_FILE.is_file()  # shipped with the package, for `fiboa validate -s URL,FILE`
+    run = _validate(out)
+    if value <= 1:
+        assert run.returncode == 0 and "INVALID" not in run.stdout, run.stdout + run.stderr
+    else:  # the extension's schema is applied: a confidence above 1 is refused
+        assert run.returncode != 0 and "INVALID" in run.stdout and "magseg:confidence" in run.stdout
 
 
 def test_fiboa_schema_and_metadata(utm_labels: LabelRaster, tmp_path: Path) -> None:

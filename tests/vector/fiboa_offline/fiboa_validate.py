@@ -23,6 +23,10 @@ LOCAL = {
     "https://vecorel.org/specification/v0.1.0/schema.yaml": "vecorel-schema.yaml",
     "https://fiboa.org/specification/v0.3.0/schema.yaml": "fiboa-schema.yaml",
     "https://proj.org/schemas/v0.7/projjson.schema.json": "projjson-0.7.schema.json",
+    # magseg's own extension (magseg:confidence), shipped in the package
+    "https://magseg.org/extensions/magseg/v0.1.0/schema.yaml": str(
+        Path(__file__).resolve().parents[3] / "magseg" / "vector" / "schemas" / "magseg-v0.1.0.yaml"
+    ),
 }
 
 
