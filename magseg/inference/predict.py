@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,7 @@ from magseg.errors import InputError
 from magseg.format import ModelFormat, encode_jpeg
 from magseg.inference.engine import CountingHFEngine, Engine, generate_scored
 from magseg.inference.meta import resolve_config
-from magseg.model.generate import Request
+from magseg.model.generate import Request, Scored
 from magseg.patches import PatchLayout, stitch, window_origin
 from magseg.prompts import PatchSpec, user_turn
 
@@ -70,6 +71,23 @@ def patch_origins(height: int, width: int, patch: int) -> list[tuple[int, int]]:
         raise InputError(f"scene {height}x{width} is smaller than the patch {patch}; use a smaller --patch")
     layout = PatchLayout(height, width, patch)
     return [(min(x0, width - patch), min(y0, height - patch)) for x0, y0 in layout.origins()]
+
+
+def stitch_scored(
+    scored: Sequence[Scored], origins: list[tuple[int, int]], shape: tuple[int, int], config: ModelFormat
+) -> tuple[np.ndarray, list[tuple[np.ndarray, DecodeReport]], np.ndarray | None]:
+    """A scene's completions decoded and stitched: (class mask, (grid, report) per patch, per-pixel token
+    probability (float32; None unless every completion reports probabilities, codec.cell_scores))."""
+    cell = (config.grid, config.grid)
+    decoded = [decode(s.text, cell) for s in scored]
+    semantic = stitch_grids([grid for grid, _ in decoded], origins, shape, config.patch)
+    if not scored or any(s.tokens_text is None for s in scored):
+        return semantic, decoded, None
+    cells = [
+        cell_scores(s.text, s.tokens_text or (), cell, report.valid)
+        for s, (_, report) in zip(scored, decoded, strict=True)
+    ]
+    return semantic, decoded, stitch_grids(cells, origins, shape, config.patch, np.float32)
 
 
 def stitch_grids(
@@ -166,18 +184,10 @@ def predict_scenes(
     for specs, _ in built:
         t3 = time.perf_counter()
         end = start + len(specs)
-        decoded = [decode(text, (config.grid, config.grid)) for text in texts[start:end]]
-        grids = [grid for grid, _ in decoded]
         origins = [(s.x0, s.y0) for s in specs]
         shape = (specs[0].scene_height, specs[0].scene_width)
-        semantic = stitch_grids(grids, origins, shape, config.patch)
-        confidence = None
-        if all(s.tokens_text is not None for s in scored[start:end]):
-            cells = [
-                cell_scores(s.text, s.tokens_text or (), (config.grid, config.grid), r.valid)
-                for s, (_, r) in zip(scored[start:end], decoded, strict=True)
-            ]
-            confidence = stitch_grids(cells, origins, shape, config.patch, np.float32)
+        semantic, decoded, confidence = stitch_scored(scored[start:end], origins, shape, config)
+        grids = [grid for grid, _ in decoded]
         share = len(specs) / total
         timings = {"prepare_s": (t1 - t0) * share, "generate_s": (t2 - t1) * share}
         timings["decode_s"] = time.perf_counter() - t3

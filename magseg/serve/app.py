@@ -14,7 +14,8 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from magseg import __version__
-from magseg.model.generate import Request
+from magseg.inference.engine import generate_scored
+from magseg.model.generate import Request, Scored
 from magseg.serve.config import ServeConfig, load_serve_config
 from magseg.serve.routes import LayerRoutes, TileRoutes
 from magseg.serve.service import LayerService, TileService
@@ -81,11 +82,12 @@ class PatchModel:
         self.__call__.set_batch_wait_timeout_s(batch_wait_timeout_s)  # type: ignore[attr-defined]
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.02)
-    async def __call__(self, requests: list[Request]) -> list[tuple[str, int]]:
+    async def __call__(self, requests: list[Request]) -> list[Scored]:
         # generation blocks for a while: off the event loop, so the next batch keeps filling meanwhile
-        engine: Any = self.predictor.engine
-        result: list[tuple[str, int]] = await asyncio.to_thread(engine.generate_counted, requests)
-        return result
+        scored, _ = await asyncio.to_thread(
+            generate_scored, self.predictor.engine, requests, self.predictor.processor
+        )
+        return scored
 
 
 @serve.deployment(name="tile_server")

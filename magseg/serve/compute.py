@@ -13,16 +13,16 @@ import pandas as pd
 import pystac
 import shapely
 
-from magseg.codec import decode
+from magseg.confidence import Calibrator
 from magseg.errors import InputError
 from magseg.format import ModelFormat
-from magseg.inference.predict import patch_origins, scene_requests, stitch_grids
+from magseg.inference.predict import patch_origins, scene_requests, stitch_scored
 from magseg.mapping.plan import Tile, plan_region
 from magseg.mapping.read import read_tile
 from magseg.mapping.seams import merge_seams
 from magseg.mapping.store import RunStore, fingerprint
 from magseg.mapping.tile import RefineSettings, tile_pieces
-from magseg.model.generate import Request
+from magseg.model.generate import Request, Scored
 from magseg.refine.boundary import BoundaryModel
 from magseg.serve.xyz import TileRequestError
 from magseg.stac import Catalog
@@ -30,8 +30,9 @@ from magseg.vector import COLUMNS
 
 __all__ = ["Generate", "TileComputer", "clip_lonlat"]
 
-#: One patch request -> (RRLE text, generated tokens): the model deployment's batched call.
-Generate = Callable[[Request], Awaitable[tuple[str, int]]]
+#: One patch request -> its RRLE completion, token count and token probabilities (None when the engine
+#: reports none): the model deployment's batched call.
+Generate = Callable[[Request], Awaitable[Scored]]
 #: Rings of neighbouring grid tiles computed to complete fields cut by the edge of the requested ones
 #: (one ring completes every field smaller than a grid tile; each ring costs a full model pass per tile).
 MAX_RINGS = 1
@@ -76,11 +77,13 @@ class TileComputer:
         cache_dir: str | None = None,
         max_grid_tiles: int = 64,
         cache_settings: dict[str, Any] | None = None,
+        calibrator: Calibrator | None = None,
     ) -> None:
         self.catalog, self.generate, self.inference = catalog, generate, inference
         self.epsg, self.gsd, self.tile_px, self.margin_px = epsg, gsd, tile_px, margin_px
         self.refine, self.boundary, self.search, self.asset = refine, boundary, search, asset
         self.cache_tiles, self.max_grid_tiles = cache_tiles, max_grid_tiles
+        self.calibrator = calibrator  # per-field confidence (magseg:confidence) when the model has one
         self.store = disk_cache(cache_dir, cache_settings or {}) if cache_dir else None
         self._memory: OrderedDict[str, gpd.GeoDataFrame] = OrderedDict()
         self._pending: dict[str, asyncio.Future[gpd.GeoDataFrame]] = {}
@@ -181,8 +184,7 @@ class TileComputer:
         outputs = await asyncio.gather(*(self.generate(r) for r in requests))
         side = img.image.shape[1]
         origins = patch_origins(side, side, self.inference.patch)
-        grids = [decode(text, (self.inference.grid, self.inference.grid))[0] for text, _ in outputs]
-        semantic = stitch_grids(grids, origins, (side, side), self.inference.patch)
+        semantic, _, token_conf = stitch_scored(outputs, origins, (side, side), self.inference)
         result = await asyncio.to_thread(
             tile_pieces,
             tile,
@@ -195,6 +197,8 @@ class TileComputer:
             settings=self.refine,
             snap_px=self.inference.patch // self.inference.grid,
             boundary=self.boundary,
+            token_conf=token_conf,
+            calibrator=self.calibrator,
         )
         when = img.datetime.isoformat() if img.datetime else None
         result.frame["determination:datetime"] = pd.to_datetime(

@@ -26,11 +26,14 @@ from magseg.mapping.read import GDAL_ENV
 from magseg.serve.compute import clip_lonlat
 from magseg.serve.xyz import TileRequestError, tile_bounds, tile_lonlat_bounds
 from magseg.stac.hrefs import asset_href
+from magseg.vector import CONFIDENCE
 from magseg.viz import colourise
 
 __all__ = ["class_png", "fields_geojson", "imagery_png", "png_bytes"]
 
 SIZE = 256
+#: The opacity (share of the class colour's) of a polygon of confidence 0; confidence 1 is fully opaque.
+MIN_OPACITY = 0.2
 
 
 def png_bytes(array: np.ndarray) -> bytes:
@@ -51,14 +54,24 @@ def class_mask(layer: gpd.GeoDataFrame, tile: morecantile.Tile, size: int = SIZE
 
 
 def class_png(layer: gpd.GeoDataFrame, tile: morecantile.Tile) -> bytes:
-    """Classes coloured, background transparent, 256 x 256."""
-    return png_bytes(colourise(class_mask(layer, tile)))
+    """Classes coloured, background transparent, 256 x 256; with a confidence column, each polygon's
+    opacity follows its confidence (faint: check first)."""
+    rgba = colourise(class_mask(layer, tile))
+    if CONFIDENCE in layer.columns and len(layer):
+        merc = layer.to_crs(3857)
+        transform = from_bounds(*tile_bounds(tile), SIZE, SIZE)
+        conf = np.nan_to_num(merc[CONFIDENCE].to_numpy(np.float32), nan=1.0)
+        shapes = zip(merc.geometry, conf.tolist(), strict=True)
+        mask = rasterize(shapes, out_shape=(SIZE, SIZE), transform=transform, fill=1.0, dtype="float32")
+        rgba[..., 3] = np.round(rgba[..., 3] * (MIN_OPACITY + (1 - MIN_OPACITY) * mask)).astype(np.uint8)
+    return png_bytes(rgba)
 
 
 def fields_geojson(layer: gpd.GeoDataFrame, tile: morecantile.Tile) -> dict[str, Any]:
     """The polygons meeting the tile, clipped to it, as a GeoJSON FeatureCollection in WGS 84."""
     clipped = clip_lonlat(layer, tile_lonlat_bounds(tile))
-    keep = [c for c in ("id", "class", "metrics:area", "determination:datetime") if c in clipped.columns]
+    names = ("id", "class", "metrics:area", CONFIDENCE, "determination:datetime")
+    keep = [c for c in names if c in clipped.columns]
     if len(clipped) == 0:
         return {"type": "FeatureCollection", "features": []}
     if "determination:datetime" in clipped.columns:  # ISO text: JSON has no timestamps

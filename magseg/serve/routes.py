@@ -176,7 +176,7 @@ const map = L.map('map', {{minZoom: layer ? 0 : meta.minzoom, maxZoom: meta.maxz
 if (!layer && map.getZoom() < meta.minzoom) map.setZoom(meta.minzoom);
 const imagery = L.tileLayer(meta.imagery, {{maxZoom: meta.maxzoom, attribution: 'imagery: catalog'}}).addTo(map);
 const fields = L.tileLayer(meta.tiles[0], {{minZoom: meta.minzoom, maxZoom: meta.maxzoom, opacity: 0.6, attribution: 'fields: magseg'}}).addTo(map);
-const overlays = {{imagery: imagery, fields: fields}};
+const overlays = {{imagery: imagery, 'fields (opacity: confidence)': fields}};
 if (layer) {{
   const lb = layer.bounds;
   overlays['fields (finished layer)'] = L.tileLayer(layer.raster, {{maxZoom: meta.minzoom - 1, opacity: 0.6,

@@ -19,6 +19,7 @@ import numpy as np
 import pystac
 import shapely
 
+from magseg.confidence import load_calibrator
 from magseg.errors import EmptyInputError
 from magseg.inference.meta import resolve_config
 from magseg.mapping.pipeline import estimate_boundary_scale, spread
@@ -75,6 +76,7 @@ class TileService:
         boundary = scene_boundary(choose_boundary_model(config.boundary), config.gsd, refine.boundary_scale)
         self._responses: OrderedDict[tuple[str, int, int, int], bytes] = OrderedDict()
         self.layer = LayerService.from_config(config)
+        calibrator = load_calibrator(config.model)
         self.computer = TileComputer(
             self.catalog,
             generate,
@@ -90,6 +92,7 @@ class TileService:
             cache_tiles=config.cache_tiles,
             cache_dir=config.cache_dir,
             max_grid_tiles=config.max_grid_tiles,
+            calibrator=calibrator,
             cache_settings={
                 "model": os.path.abspath(config.model),
                 "format": dataclasses.asdict(inference),
@@ -99,6 +102,7 @@ class TileService:
                 "boundary": config.boundary,
                 "refine": dataclasses.asdict(refine),
                 "tiling": [config.gsd, config.tile_px, config.margin_px, self.epsg],
+                "confidence": dataclasses.asdict(calibrator) if calibrator else None,
             },
         )
 

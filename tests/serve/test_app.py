@@ -75,10 +75,12 @@ def centre_tile(region: tuple[Path, list[float]], zoom: int = 18) -> morecantile
 
 
 def decode_classes(png: bytes) -> np.ndarray:
-    rgba = np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
-    table = np.array(CLASS_COLOURS, dtype=np.int16)
-    distance = np.abs(rgba[:, :, None, :].astype(np.int16) - table[None, None]).sum(axis=-1)
-    return distance.argmin(axis=-1).astype(np.uint8)
+    """Class ids of a served PNG: the nearest class colour (RGB) where a pixel is not transparent (its
+    opacity carries the polygon's confidence)."""
+    rgba = np.asarray(Image.open(io.BytesIO(png)).convert("RGBA")).astype(np.int16)
+    table = np.array(CLASS_COLOURS, dtype=np.int16)[1:, :3]
+    distance = np.abs(rgba[:, :, None, :3] - table[None, None]).sum(axis=-1)
+    return np.where(rgba[..., 3] > 0, distance.argmin(axis=-1) + 1, 0).astype(np.uint8)
 
 
 def test_open_routes_and_docs(server: str) -> None:
@@ -128,6 +130,8 @@ def test_png_tile_lines_up_with_the_region_job(
     assert (mapped[inside] > 0).mean() > 0.3  # there are fields to agree on
     agreement = (served[inside] == mapped[inside]).mean()
     assert agreement > 0.95, agreement
+    alpha = np.asarray(Image.open(io.BytesIO(answer.content)).convert("RGBA"))[..., 3]
+    assert len(np.unique(alpha[served > 0])) > 1  # polygons drawn with their confidence as opacity
     # a repeated tile comes from the cache: no new grid tile is computed
     cached = client.get("/healthz").json()["grid_tiles_cached"]
     assert client.get(f"/tiles/{t.z}/{t.x}/{t.y}.png").content == answer.content
@@ -147,6 +151,7 @@ def test_geojson_is_valid_clipped_and_ids_are_stable_across_neighbours(
             geom = shape(feature["geometry"])
             assert geom.is_valid and not geom.is_empty and box.contains(geom)
             assert feature["properties"]["class"] and feature["properties"]["id"]
+            assert 0.0 <= feature["properties"]["magseg:confidence"] <= 1.0
     # a field across the shared edge has one id on both sides, and its two halves meet on the edge
     ids_a = {f["properties"]["id"]: shape(f["geometry"]) for f in a["features"]}
     ids_b = {f["properties"]["id"]: shape(f["geometry"]) for f in b["features"]}
@@ -158,6 +163,11 @@ def test_geojson_is_valid_clipped_and_ids_are_stable_across_neighbours(
     region_ids = set(read_partitioned(region_run / "fields")["id"])
     inside = [f for f in ids_a if shapely.box(*region[1]).contains(ids_a[f])]
     assert inside and np.mean([f in region_ids for f in inside]) > 0.9
+    # ... with the region job's confidence (same pieces, same calibrator)
+    mapped = read_partitioned(region_run / "fields").set_index("id")["magseg:confidence"]
+    served = {f["properties"]["id"]: f["properties"]["magseg:confidence"] for f in a["features"]}
+    both = [f for f in inside if f in mapped.index]
+    assert np.median([abs(served[f] - mapped[f]) for f in both]) < 0.02
 
 
 def test_finished_layer_below_min_zoom(

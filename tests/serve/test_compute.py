@@ -9,9 +9,10 @@ import numpy as np
 import shapely
 
 from magseg.codec import encode
+from magseg.confidence import FEATURES, Calibrator
 from magseg.inference.meta import ModelFormat
 from magseg.mapping.tile import RefineSettings
-from magseg.model.generate import Request
+from magseg.model.generate import Request, Scored
 from magseg.refine.boundary import OrientedBoundary
 from magseg.serve.compute import TileComputer
 from magseg.stac import open_catalog
@@ -20,11 +21,17 @@ FIELD_EVERYWHERE = encode(np.ones((8, 8), dtype=np.uint8))
 
 
 def computer(
-    root: Path, cache_dir: Path | None, calls: list[int], settings: dict | None = None
+    root: Path,
+    cache_dir: Path | None,
+    calls: list[int],
+    settings: dict | None = None,
+    calibrator: Calibrator | None = None,
 ) -> TileComputer:
-    async def generate(_: Request) -> tuple[str, int]:
+    async def generate(_: Request) -> Scored:
         calls.append(1)
-        return FIELD_EVERYWHERE, 9
+        # with a calibrator, the engine reports token probabilities: the whole text at 0.9
+        probs = ((len(FIELD_EVERYWHERE), 0.9),) if calibrator is not None else None
+        return Scored(FIELD_EVERYWHERE, 9, probs)
 
     return TileComputer(
         open_catalog(root),
@@ -39,6 +46,7 @@ def computer(
         search={},
         cache_dir=str(cache_dir) if cache_dir else None,
         cache_settings=settings if settings is not None else {"model": "field-everywhere"},
+        calibrator=calibrator,
     )
 
 
@@ -67,3 +75,17 @@ def test_grid_tiles_are_computed_once_and_reused_from_disk(
     asyncio.run(other.layer(box))
     assert other.computed == first.computed and len(list((tmp_path / "cache").iterdir())) == 2
     assert shapely.equals(shapely.union_all(c.geometry.to_numpy()), shapely.union_all(a.geometry.to_numpy()))
+
+
+def test_pieces_carry_the_calibrated_confidence(region: tuple[Path, list[float]]) -> None:
+    root, bbox = region
+    w, s, e, n = bbox
+    box = (w, s, w + (e - w) / 3, s + (n - s) / 3)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, len(FEATURES)))
+    calibrator = Calibrator.fit(x, x[:, 0] + rng.normal(size=200) > 0)
+    layer = asyncio.run(computer(root, None, [], calibrator=calibrator).layer(box))
+    plain = asyncio.run(computer(root, None, []).layer(box))
+    assert len(layer) > 0 and sorted(layer["id"]) == sorted(plain["id"])  # the same polygons
+    conf = layer["magseg:confidence"].to_numpy()
+    assert ((conf > 0) & (conf < 1)).all() and "magseg:confidence" not in plain.columns
