@@ -12,6 +12,7 @@ engine on a GPU host, and the ``ray.data.llm`` variant is left for a session wit
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 from trl.data_utils import prepare_multimodal_messages
 
 from magseg.errors import InputError
-from magseg.model.generate import Request
+from magseg.model.generate import Request, Scored, scored_rows
 
 
 class VLLMEngine:
@@ -52,7 +53,10 @@ class VLLMEngine:
             max_model_len=max_model_len,
             limit_mm_per_prompt={"image": 2},
         )
-        self.params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, stop=["<end_of_turn>"])
+        # logprobs=0: each step reports the chosen token's log-probability only (per-field confidence)
+        self.params = SamplingParams(
+            temperature=0.0, max_tokens=max_new_tokens, stop=["<end_of_turn>"], logprobs=0
+        )
 
     def _prompts(self, batch: Sequence[Request]) -> list[dict[str, Any]]:
         out = []
@@ -64,10 +68,21 @@ class VLLMEngine:
             out.append({"prompt": text, "multi_modal_data": {"image": list(images)}})
         return out
 
-    def generate_counted(self, batch: Sequence[Request]) -> list[tuple[str, int]]:
-        """(completion text, generated token count) per request, in order (vLLM keeps the order)."""
+    def generate_scored(self, batch: Sequence[Request]) -> list[Scored]:
+        """Completions, token counts and each token's probability, per request in order (vLLM keeps it)."""
         outputs = self.llm.generate(self._prompts(batch), self.params, use_tqdm=False)
-        return [(o.outputs[0].text, len(o.outputs[0].token_ids)) for o in outputs]
+        rows = [list(o.outputs[0].token_ids) for o in outputs]
+        probs = [
+            [math.exp(step[i].logprob) for step, i in zip(o.outputs[0].logprobs or [], ids, strict=False)]
+            for o, ids in zip(outputs, rows, strict=True)
+        ]
+        if any(len(p) != len(ids) for p, ids in zip(probs, rows, strict=True)):
+            return scored_rows(self.processor.tokenizer, rows, None)  # no logprobs came back
+        return scored_rows(self.processor.tokenizer, rows, probs)
+
+    def generate_counted(self, batch: Sequence[Request]) -> list[tuple[str, int]]:
+        """(completion text, generated token count) per request, in order."""
+        return [(s.text, s.tokens) for s in self.generate_scored(batch)]
 
     def generate(self, batch: Sequence[Request]) -> list[str]:
         return [text for text, _ in self.generate_counted(batch)]

@@ -174,30 +174,14 @@ class HFEngine:
         """
         results: list[Scored] = []
         tok = self.processor.tokenizer
-        special = set(tok.all_special_ids)
         for start in range(0, len(batch), self.batch_size):
             new, probs = self._generate_ids(batch[start : start + self.batch_size])
             counts = token_counts(new, self.eos_token_id)
             rows = [new[r, :n].tolist() for r, n in enumerate(counts)]
-            if probs is None:
-                texts = tok.batch_decode(rows, skip_special_tokens=True)
-                results += [Scored(t, len(ids), None) for t, ids in zip(texts, rows, strict=True)]
-                continue
-            # each token's end offset in its row's text: the decoded length of every prefix, one call
-            prefixes = tok.batch_decode(
-                [ids[: k + 1] for ids in rows for k in range(len(ids))], skip_special_tokens=True
+            row_probs = (
+                None if probs is None else [probs[r, : len(ids)].tolist() for r, ids in enumerate(rows)]
             )
-            at = 0
-            for r, ids in enumerate(rows):
-                texts = prefixes[at : at + len(ids)]
-                at += len(ids)
-                text = texts[-1] if texts else ""
-                spans = tuple(
-                    (min(len(t), len(text)), float(q))
-                    for i, t, q in zip(ids, texts, probs[r, : len(ids)].tolist(), strict=True)
-                    if i not in special
-                )
-                results.append(Scored(text, len(ids), spans))
+            results += scored_rows(tok, rows, row_probs)
         return results
 
     def generate_counted(self, batch: Sequence[Request]) -> list[tuple[str, int]]:
@@ -207,6 +191,34 @@ class HFEngine:
     def generate(self, batch: Sequence[Request]) -> list[str]:
         """Completion text (special tokens dropped) for each request, in order."""
         return [text for text, _ in self.generate_counted(batch)]
+
+
+def scored_rows(tokenizer: Any, rows: list[list[int]], probs: list[list[float]] | None) -> list[Scored]:
+    """Completions from generated ids (stop token included) and, when given, each token's probability.
+
+    Each token's text span is found from the decoded length of every prefix of its row (one
+    batch_decode call), so a token that writes half a character or nothing still lands where it belongs.
+    """
+    if probs is None:
+        texts = tokenizer.batch_decode(rows, skip_special_tokens=True)
+        return [Scored(t, len(ids), None) for t, ids in zip(texts, rows, strict=True)]
+    special = set(tokenizer.all_special_ids)
+    prefixes = tokenizer.batch_decode(
+        [ids[: k + 1] for ids in rows for k in range(len(ids))], skip_special_tokens=True
+    )
+    out: list[Scored] = []
+    at = 0
+    for ids, row_probs in zip(rows, probs, strict=True):
+        texts = prefixes[at : at + len(ids)]
+        at += len(ids)
+        text = texts[-1] if texts else ""
+        spans = tuple(
+            (min(len(t), len(text)), float(q))
+            for i, t, q in zip(ids, texts, row_probs, strict=True)
+            if i not in special
+        )
+        out.append(Scored(text, len(ids), spans))
+    return out
 
 
 def token_counts(new_tokens: torch.Tensor, stop_ids: Sequence[int]) -> list[int]:
