@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import shapely
 from shapely.geometry import shape
 
 from magseg.atomic import atomic_path
 from magseg.bundled import BUNDLED_MODEL
-from magseg.evaluate.report import class_scores, versus_table
+from magseg.confidence import matched_predictions, reliability
+from magseg.evaluate.report import class_scores, confidence_lines, versus_table
 from magseg.evaluate.run import evaluate_baselines, fit_baseline_classifier
 from magseg.evaluate.scoring import MethodScores
 from magseg.inference.meta import resolve_config
@@ -36,6 +38,7 @@ from magseg.refine import choose_boundary_model
 from magseg.sources import list_scenes
 from magseg.stac import open_catalog
 from magseg.synth import write_dataset
+from magseg.vector import CONFIDENCE
 
 
 @dataclass(frozen=True)
@@ -51,13 +54,31 @@ class DemoConfig:
 
 def score_layer(layer: gpd.GeoDataFrame, data: Path) -> dict[str, Any]:
     """The seed's per-class scores, pixel DICE per class and the mean DICE of ``layer`` against every
-    scene's truth (the layout of `magseg eval`'s method summaries)."""
+    scene's truth (the layout of `magseg eval`'s method summaries), and, when the layer carries
+    magseg:confidence, how well it predicts which polygons match the truth at IoU >= 0.5 (``confidence``)."""
     scores = MethodScores()
+    conf: list[np.ndarray] = []
+    hits: list[np.ndarray] = []
+    fields: list[np.ndarray] = []
     for ref in list_scenes(data):
         truth = ref.load().labels
         pred = rasterize_layer(layer, truth.shape, truth.transform, truth.crs)
         scores.add(pred.instance, pred.semantic, truth.instance, truth.semantic)
-    return scores.summary()
+        if CONFIDENCE in layer.columns and len(layer):
+            # rasterize_layer numbers the polygons 1..n from the largest (in the scene's CRS) down
+            feats = layer.to_crs(truth.crs)
+            order = np.argsort(-feats.geometry.area.to_numpy(), kind="stable")
+            ids = np.unique(pred.instance[pred.instance > 0])
+            conf.append(feats[CONFIDENCE].to_numpy(np.float64)[order][ids - 1])
+            fields.append(feats["class"].to_numpy()[order][ids - 1] == "field")
+            hits.append(
+                matched_predictions(ids, pred.instance, pred.semantic, truth.instance, truth.semantic)
+            )
+    out = scores.summary()
+    if conf:
+        p, y, f = np.concatenate(conf), np.concatenate(hits), np.concatenate(fields)
+        out["confidence"] = {"fields": reliability(p[f], y[f]).as_dict(), "all": reliability(p, y).as_dict()}
+    return out
 
 
 def score_baselines(data: Path, config: DemoConfig) -> dict[str, Any]:
@@ -129,6 +150,7 @@ def run_demo(
         "\nbeside the baselines (same scenes, same refinement, same scoring):\n"
         + versus_table(model, baselines)
     )
+    log("\n".join(confidence_lines(model)).strip("\n") or "the layer carries no confidence")
     log(
         f"\nmean DICE {model['mean_dice']:.3f}; {run['polygons']} polygons {run['polygons_by_class']}; "
         f"{run['patches']} patches at {run['model_patches_per_s'] or 0:.1f} patches/s, "

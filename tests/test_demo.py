@@ -23,3 +23,7 @@ def test_demo_maps_and_scores(tmp_path: Path, monkeypatch, capsys) -> None:
     assert len(layer) == summary["polygons"] > 0
     assert (out / "map" / "map.html").is_file() and (out / "map" / "quicklook.png").is_file()
     assert "mean DICE" in stdout and "field" in stdout
+    # the layer's confidence is checked against the truth too (the bundled model ships a calibrator)
+    fields = summary["scores"]["confidence"]["fields"]
+    assert fields["n"] > 0 and 0.0 <= fields["ece"] <= 1.0 and "field confidence: ECE" in stdout
+    assert layer["magseg:confidence"].between(0, 1).all()
