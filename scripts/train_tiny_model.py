@@ -340,7 +340,11 @@ def main() -> None:
         print(f"[{time.time() - t0:.0f}s] grpo done", flush=True)
     if args.boundary_steps > 0 and not (w / "boundary" / "config.json").exists():
         # the EPOC boundary model on the same training data (scenes, not samples), NAIP val held out
-        sources = [{"path": str(w / "synth")}, {"path": str(w / "naip-train"), "sparse": True}] if naip_val else None
+        sources = (
+            [{"path": str(w / "synth")}, {"path": str(w / "naip-train"), "sparse": True}]
+            if naip_val
+            else None
+        )
         val = [{"path": str(naip_val), "sparse": True}] if naip_val else []
         run_boundary(load_boundary_config(BOUNDARY_CONFIG, output_dir=str(w / "boundary"), steps=args.boundary_steps,
                                           sources=sources or [{"path": str(w / "synth")}], val_sources=val))  # fmt: skip

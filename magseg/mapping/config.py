@@ -43,6 +43,7 @@ class MapConfig:
     gsd: float = 0.5  # metres per pixel the model reads at
     tile_px: int = DEFAULT_TILE_PX  # tile core side; core + 2 margins is the scene the model sees
     margin_px: int = DEFAULT_MARGIN_PX  # read around the core, so objects on the seams are seen whole
+    max_new_tokens: int | None = None  # generation cap per patch (None: the longest RRLE of the model's grid)
     batch_size: int = 128  # patches per generate call, filled from several tiles (a default tile has 64)
     actors: int = 1  # model actors
     cpus_per_actor: float = 1.0
@@ -65,6 +66,8 @@ class MapConfig:
             raise InputError(f"engine {self.engine!r} is not one of {', '.join(ENGINES)}")
         if not (math.isfinite(self.gsd) and self.gsd > 0):
             raise InputError(f"gsd {self.gsd!r} must be a positive number of metres per pixel")
+        if self.max_new_tokens is not None and int(self.max_new_tokens) < 1:
+            raise InputError(f"max_new_tokens must be at least 1 (or unset), got {self.max_new_tokens}")
         for name in ("batch_size", "actors", "threads_per_actor", "max_tiles"):
             if int(getattr(self, name)) < 1:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -89,6 +92,8 @@ class MapConfig:
         out["refine"] = asdict(self.refine)
         if self.engine == "truth":
             out["truth"] = [self.truth_asset, self.truth_band]
+        if self.max_new_tokens is not None:  # a cap cuts long RRLE: it decides polygons
+            out["max_new_tokens"] = int(self.max_new_tokens)
         return out
 
     def to_dict(self) -> dict[str, Any]:

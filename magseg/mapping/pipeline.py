@@ -154,6 +154,7 @@ def _execute(
             "engine": config.engine,
             "batch_size": config.batch_size,
             "threads": config.threads_per_actor,
+            "max_new_tokens": config.max_new_tokens,
         },
         batch_size=_tiles_per_call(config, patch),
         batch_format="numpy",

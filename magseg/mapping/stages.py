@@ -81,7 +81,14 @@ class TileModel:
     sharing one scene image also lets the engine prefill that prefix once (and vLLM's prefix cache reuse it).
     """
 
-    def __init__(self, model: str, engine: str = "hf", batch_size: int = 16, threads: int = 1) -> None:
+    def __init__(
+        self,
+        model: str,
+        engine: str = "hf",
+        batch_size: int = 16,
+        threads: int = 1,
+        max_new_tokens: int | None = None,
+    ) -> None:
         from magseg.inference import Predictor, resolve_config
         from magseg.inference.standin import TruthPredictor
 
@@ -93,9 +100,11 @@ class TileModel:
 
         torch.set_num_threads(max(int(threads), 1))  # Ray sets OMP threads to the actor's CPUs; say it here
         if engine == "vllm":
-            self.predictor = Predictor.from_vllm(model)
+            self.predictor = Predictor.from_vllm(model, max_new_tokens=max_new_tokens)
         else:
-            self.predictor = Predictor.from_pretrained(model, batch_size=batch_size)
+            self.predictor = Predictor.from_pretrained(
+                model, batch_size=batch_size, max_new_tokens=max_new_tokens
+            )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """A batch of tiles: the readable ones' patches go to the engine together, results regrouped per tile."""

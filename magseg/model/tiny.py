@@ -92,6 +92,11 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int = 512) -> PreTrainedT
         show_progress=False,
     )
     tok.train_from_iterator(corpus, trainer=trainer)
+    return wrap_tokenizer(tok)
+
+
+def wrap_tokenizer(tok: Tokenizer) -> PreTrainedTokenizerFast:
+    """A `tokenizers` BPE as Gemma's tokenizer: its special-token roles, left padding, Gemma3's template."""
     # No post-processor: the chat template writes <bos> itself.
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,

@@ -68,6 +68,7 @@ class PatchModel:
         threads: int = 1,
         max_batch_size: int = 32,
         batch_wait_timeout_s: float = 0.02,
+        max_new_tokens: int | None = None,
     ):
         import torch
 
@@ -75,9 +76,11 @@ class PatchModel:
 
         torch.set_num_threads(max(int(threads), 1))
         if engine == "vllm":  # a batch of patches from many tiles: vLLM's prefix cache shares each scene
-            self.predictor = Predictor.from_vllm(model)
+            self.predictor = Predictor.from_vllm(model, max_new_tokens=max_new_tokens)
         else:
-            self.predictor = Predictor.from_pretrained(model, batch_size=max_batch_size)
+            self.predictor = Predictor.from_pretrained(
+                model, batch_size=max_batch_size, max_new_tokens=max_new_tokens
+            )
         self.__call__.set_max_batch_size(max_batch_size)  # type: ignore[attr-defined]
         self.__call__.set_batch_wait_timeout_s(batch_wait_timeout_s)  # type: ignore[attr-defined]
 
@@ -114,7 +117,12 @@ def build_app(args: dict[str, Any]) -> serve.Application:
         max_ongoing_requests=max(config.max_ongoing_requests, 2 * config.max_batch_size),
         **scaling,
     ).bind(
-        config.model, config.engine, config.model_threads, config.max_batch_size, config.batch_wait_timeout_s
+        config.model,
+        config.engine,
+        config.model_threads,
+        config.max_batch_size,
+        config.batch_wait_timeout_s,
+        config.max_new_tokens,
     )
     key = config.api_key()
     actor: dict[str, Any] = {"num_cpus": config.server_cpus}

@@ -58,6 +58,7 @@ class ServeConfig:
     model_cpus: float = 1.0
     model_gpus: float = 0.0
     model_threads: int = 1
+    max_new_tokens: int | None = None  # generation cap per patch (None: the longest RRLE of the model's grid)
     max_batch_size: int = 32
     batch_wait_timeout_s: float = 0.02
     server_replicas: int = 1
@@ -91,6 +92,8 @@ class ServeConfig:
         ):
             if int(getattr(self, name)) < 1:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_new_tokens is not None and int(self.max_new_tokens) < 1:
+            raise InputError(f"max_new_tokens must be at least 1 (or unset), got {self.max_new_tokens}")
         if not 0 <= self.layer_detail_zoom <= 24:
             raise InputError(f"layer_detail_zoom {self.layer_detail_zoom} is not a zoom in 0..24")
         if self.engine not in ("hf", "vllm"):

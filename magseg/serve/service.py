@@ -103,6 +103,7 @@ class TileService:
                 "refine": dataclasses.asdict(refine),
                 "tiling": [config.gsd, config.tile_px, config.margin_px, self.epsg],
                 "confidence": dataclasses.asdict(calibrator) if calibrator else None,
+                "max_new_tokens": config.max_new_tokens,
             },
         )
 
