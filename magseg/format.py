@@ -30,6 +30,9 @@ class ModelFormat:
     with_crop: bool = True  # the patch crop is given as a second image
     jpeg_quality: int = 90  # images pass through JPEG as the samples' images did
     window: int | None = None  # scenes larger than this are predicted as windows of this side
+    # > 0: trained with neighbours' edge cells in that share of prompts; inference then runs a checkerboard
+    # of two batched passes, the second reading its neighbours' decoded edges (magseg.inference.neighbours)
+    neighbours: float = 0.0
 
     def check(self) -> None:
         if self.patch < 1 or self.grid < 1 or self.grid > self.patch:

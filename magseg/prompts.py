@@ -10,7 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from magseg.classes import CLASSES
+from magseg.codec import encode
 
 INSTRUCTION = (
     "Segment the entire image and classify each category separately. "
@@ -28,6 +31,9 @@ class PatchSpec:
     scene_width: int
     scene_height: int
     grid: int  # g: the RRLE is a g x g grid
+    # the classes of the cells just outside each side (left, top, right, bottom) as one-row RRLE, or
+    # "none"; None: the prompt says nothing of neighbours (see magseg.inference.neighbours)
+    neighbours: tuple[str, str, str, str] | None = None
 
     def box_permille(self) -> tuple[int, int, int, int]:
         """The patch box as (x0, y0, x1, y1) in thousandths of the scene size (resolution-free)."""
@@ -40,10 +46,27 @@ class PatchSpec:
         )
 
 
+#: The sides of a patch in the order of PatchSpec.neighbours.
+SIDES: tuple[str, str, str, str] = ("left", "top", "right", "bottom")
+
+
+def edge_text(cells: np.ndarray | None) -> str:
+    """A line of g cells outside one side of a patch (top to bottom, or left to right) as one-row RRLE;
+    "none" where there is no neighbour (the scene's edge, or one not predicted yet)."""
+    if cells is None:
+        return "none"
+    return encode(np.asarray(cells, dtype=np.int64).reshape(1, -1)).strip()
+
+
 def patch_text(spec: PatchSpec) -> str:
-    """The patch-specific instruction: which box, and the grid size of the answer."""
+    """The patch-specific instruction: which box, the grid size of the answer, and, for models trained with
+    them, the classes along each side just outside the patch (its neighbours' edge cells)."""
     x0, y0, x1, y1 = spec.box_permille()
-    return f"Patch <box>{x0},{y0},{x1},{y1}</box>. Write its mask as a {spec.grid}x{spec.grid} RRLE grid."
+    text = f"Patch <box>{x0},{y0},{x1},{y1}</box>. Write its mask as a {spec.grid}x{spec.grid} RRLE grid."
+    if spec.neighbours is not None:
+        sides = "; ".join(f"{side}: {edge}" for side, edge in zip(SIDES, spec.neighbours, strict=True))
+        text += f" Cells outside it, {sides}."
+    return text
 
 
 def user_turn(spec: PatchSpec, with_crop: bool = True) -> dict[str, Any]:

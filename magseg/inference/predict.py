@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,7 @@ from magseg.errors import InputError
 from magseg.format import ModelFormat, encode_jpeg
 from magseg.inference.engine import CountingHFEngine, Engine, generate_scored
 from magseg.inference.meta import resolve_config
+from magseg.inference.neighbours import Edges, first_pass, merge_passes, second_pass_edges
 from magseg.model.generate import Request, Scored
 from magseg.patches import PatchLayout, stitch, window_origin
 from magseg.prompts import PatchSpec, user_turn
@@ -124,12 +125,15 @@ def check_scene_image(image: np.ndarray) -> np.ndarray:
     return arr
 
 
-def scene_requests(image: np.ndarray, config: ModelFormat) -> tuple[list[PatchSpec], list[Request]]:
+def scene_requests(
+    image: np.ndarray, config: ModelFormat, edges: Mapping[tuple[int, int], Edges] | None = None
+) -> tuple[list[PatchSpec], list[Request]]:
     """One request per patch, built exactly as magseg.samples builds a training sample's prompt.
 
     A scene larger than the model's window is seen window by window (magseg.patches.window_origin):
     each patch's context image and box are those of its window, as in training. The specs keep the
-    patch's position in the whole scene.
+    patch's position in the whole scene. With ``edges`` (origin -> its neighbours' edge cells, the
+    checkerboard's second pass, magseg.inference.neighbours) only those patches are built, each told them.
     """
     arr = check_scene_image(image)
     height, width = arr.shape[1:]
@@ -138,12 +142,15 @@ def scene_requests(image: np.ndarray, config: ModelFormat) -> tuple[list[PatchSp
     specs: list[PatchSpec] = []
     requests: list[Request] = []
     for x0, y0 in patch_origins(height, width, config.patch):
+        if edges is not None and (x0, y0) not in edges:
+            continue
         win = window_origin(x0, y0, height, width, config.window)
         wx, wy, w, h = win
         if win not in contexts:
             view = np.ascontiguousarray(hwc[wy : wy + h, wx : wx + w])
             contexts[win] = _as_pil(encode_jpeg(view, config.context_size, config.jpeg_quality))
-        local = PatchSpec(x0 - wx, y0 - wy, config.patch, w, h, config.grid)
+        told = None if edges is None else edges[(x0, y0)]
+        local = PatchSpec(x0 - wx, y0 - wy, config.patch, w, h, config.grid, told)
         images = [contexts[win]]
         if config.with_crop:
             crop = hwc[y0 : y0 + config.patch, x0 : x0 + config.patch]
@@ -163,6 +170,38 @@ def predict_scene(
     return predict_scenes([image], engine, config, processor)[0]
 
 
+def _two_passes(
+    images: list[np.ndarray],
+    built: list[tuple[list[PatchSpec], list[Request]]],
+    engine: Engine,
+    config: ModelFormat,
+    processor: Any,
+) -> tuple[list[Scored], bool]:
+    """The checkerboard: the first colour of every scene in one batch, then the second colour, each patch
+    told its decoded neighbours' edge cells; results in the scenes' patch order."""
+    origins = [[(s.x0, s.y0) for s in specs] for specs, _ in built]
+    first = [first_pass(o, config.patch) for o in origins]
+    requests = [
+        r for (_, reqs), f in zip(built, first, strict=True) for r, keep in zip(reqs, f, strict=True) if keep
+    ]
+    scored_a, measured = generate_scored(engine, requests, processor)
+    second: list[Request] = []
+    at = 0
+    for image, o, f in zip(images, origins, first, strict=True):
+        n = sum(f)
+        edges = second_pass_edges(o, f, [s.text for s in scored_a[at : at + n]], config)
+        at += n
+        second += scene_requests(image, config, edges)[1]
+    scored_b, measured_b = generate_scored(engine, second, processor)
+    out: list[Scored] = []
+    at_a = at_b = 0
+    for f in first:
+        n, m = sum(f), len(f) - sum(f)
+        out += merge_passes(f, scored_a[at_a : at_a + n], scored_b[at_b : at_b + m])
+        at_a, at_b = at_a + n, at_b + m
+    return out, measured and measured_b
+
+
 def predict_scenes(
     images: list[np.ndarray], engine: Engine, config: ModelFormat, processor: Any = None
 ) -> list[ScenePrediction]:
@@ -175,7 +214,10 @@ def predict_scenes(
     t0 = time.perf_counter()
     built = [scene_requests(image, config) for image in images]
     t1 = time.perf_counter()
-    scored, measured = generate_scored(engine, [r for _, reqs in built for r in reqs], processor)
+    if config.neighbours > 0:  # a checkerboard of two passes (magseg.inference.neighbours)
+        scored, measured = _two_passes(images, built, engine, config, processor)
+    else:
+        scored, measured = generate_scored(engine, [r for _, reqs in built for r in reqs], processor)
     texts, tokens = [s.text for s in scored], [s.tokens for s in scored]
     t2 = time.perf_counter()
     total = sum(len(specs) for specs, _ in built)

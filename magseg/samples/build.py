@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from magseg.codec import encode, mask_to_grid
 from magseg.format import encode_jpeg
-from magseg.prompts import PatchSpec, assistant_turn, user_turn
+from magseg.prompts import PatchSpec, assistant_turn, edge_text, user_turn
 from magseg.samples.draw import colour_jitter, dihedral, draw_patch, draw_window
 from magseg.sources import LabelledScene
 
@@ -31,6 +31,9 @@ class SampleConfig:
     min_labelled: float = 0.0  # redraw patches with less labelled (class > 0) share: sparse labels
     augment: bool = False  # random flip/90° turn of the window, image and mask together
     jitter: float = 0.0  # colour jitter strength (gain, offset, contrast), 0 = none
+    # share of samples whose prompt gives the true classes of the cells just outside the patch (what the
+    # checkerboard's second pass reads from its neighbours, magseg.inference.neighbours); 0: never
+    neighbours: float = 0.0
 
     def check(self) -> None:
         if self.patch < 1 or self.grid < 1 or self.grid > self.patch:
@@ -39,8 +42,10 @@ class SampleConfig:
             raise ValueError(f"per_scene must be >= 1, got {self.per_scene}")
         if self.window is not None and (self.window < self.patch or self.window % self.patch):
             raise ValueError(f"window ({self.window}) must be a multiple of the patch ({self.patch})")
-        if not (0.0 <= self.balance <= 1.0 and 0.0 <= self.min_labelled <= 1.0):
-            raise ValueError("balance and min_labelled are shares in [0, 1]")
+        if not (
+            0.0 <= self.balance <= 1.0 and 0.0 <= self.min_labelled <= 1.0 and 0.0 <= self.neighbours <= 1.0
+        ):
+            raise ValueError("balance, min_labelled and neighbours are shares in [0, 1]")
 
 
 @dataclass
@@ -67,6 +72,26 @@ def patch_target(
     """The RRLE answer for the p x p patch at (x0, y0) of a class mask, at a g x g grid."""
     window = semantic[y0 : y0 + patch, x0 : x0 + patch]
     return encode(mask_to_grid(window, grid, method=method))  # type: ignore[arg-type]
+
+
+def truth_edges(
+    semantic: np.ndarray, x0: int, y0: int, patch: int, grid: int, method: str = "majority"
+) -> tuple[str, str, str, str]:
+    """The true classes of the cells just outside each side of a patch (left, top, right, bottom), one cell
+    deep, at the patch's cell size; "none" beyond the mask."""
+    cell = patch // grid
+    h, w = semantic.shape
+    rows, cols = slice(y0, y0 + patch), slice(x0, x0 + patch)
+
+    def line(window: np.ndarray, shape: tuple[int, int]) -> str:
+        return edge_text(mask_to_grid(window, shape, method=method).ravel())  # type: ignore[arg-type]
+
+    return (
+        line(semantic[rows, x0 - cell : x0], (grid, 1)) if x0 >= cell else "none",
+        line(semantic[y0 - cell : y0, cols], (1, grid)) if y0 >= cell else "none",
+        line(semantic[rows, x0 + patch : x0 + patch + cell], (grid, 1)) if x0 + patch + cell <= w else "none",
+        line(semantic[y0 + patch : y0 + patch + cell, cols], (1, grid)) if y0 + patch + cell <= h else "none",
+    )
 
 
 def _plain(config: SampleConfig) -> bool:
@@ -121,6 +146,10 @@ def scene_samples(scene: LabelledScene, config: SampleConfig, rng: np.random.Gen
                 semantic, config.patch, rng, balance=config.balance, min_labelled=config.min_labelled
             )
         spec = PatchSpec(x0, y0, config.patch, hwc.shape[1], hwc.shape[0], config.grid)
+        if config.neighbours > 0 and rng.random() < config.neighbours:  # no draw otherwise: same samples
+            spec = replace(
+                spec, neighbours=truth_edges(semantic, x0, y0, config.patch, config.grid, config.grid_method)
+            )
         target = patch_target(semantic, x0, y0, config.patch, config.grid, config.grid_method)
         images = [context]
         if config.with_crop:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -36,8 +37,9 @@ def _write_split(rows: list[dict], path: Path) -> None:
 
 
 def _format(config: SampleConfig) -> ModelFormat:
-    """What a model's prompts depend on: samples of one folder must agree on it."""
-    return ModelFormat.of(config)
+    """What a model's prompts depend on: samples of one folder must agree on it (the share of prompts
+    naming neighbours may differ per source: e.g. none for sparse labels, where 0 is "not annotated")."""
+    return dataclasses.replace(ModelFormat.of(config), neighbours=0.0)
 
 
 def write_samples(
@@ -91,7 +93,8 @@ def write_samples(
             "sources": [str(Path(s).resolve()) for s in sources],
             "scenes": len(refs),
             "counts": counts,
-            "config": asdict(configs[0]),
+            # the folder's format: the first config's, naming neighbours if any source's prompts do
+            "config": {**asdict(configs[0]), "neighbours": max(c.neighbours for c in configs)},
             "source_configs": [asdict(c) for c in configs],
         }
         (tmp / "samples.json").write_text(json.dumps(meta, indent=2))

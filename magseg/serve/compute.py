@@ -16,6 +16,7 @@ import shapely
 from magseg.confidence import Calibrator
 from magseg.errors import InputError
 from magseg.format import ModelFormat
+from magseg.inference.neighbours import first_pass, merge_passes, second_pass_edges
 from magseg.inference.predict import patch_origins, scene_requests, stitch_scored
 from magseg.mapping.plan import Tile, plan_region
 from magseg.mapping.read import read_tile
@@ -180,10 +181,9 @@ class TileComputer:
             img = await asyncio.to_thread(read_tile, tile, items, self.gsd, self.asset)
         except InputError:  # no imagery here: an empty tile, cached like any other
             return _empty(self.epsg), {"status": "no-imagery", "datetime": None}
-        _, requests = scene_requests(img.image, self.inference)
-        outputs = await asyncio.gather(*(self.generate(r) for r in requests))
         side = img.image.shape[1]
         origins = patch_origins(side, side, self.inference.patch)
+        outputs = await self._generate_tile(img.image, origins)
         semantic, _, token_conf = stitch_scored(outputs, origins, (side, side), self.inference)
         result = await asyncio.to_thread(
             tile_pieces,
@@ -206,6 +206,18 @@ class TileComputer:
         )
         self.computed += 1
         return result.frame, {"status": "ok", "datetime": when, "scenes": img.scenes}
+
+    async def _generate_tile(self, image: Any, origins: list[tuple[int, int]]) -> list[Scored]:
+        """Every patch's completion, in patch order: all at once, or the checkerboard's two passes for a
+        model trained with its neighbours (magseg.inference.neighbours)."""
+        _, requests = scene_requests(image, self.inference)
+        if self.inference.neighbours <= 0:
+            return list(await asyncio.gather(*(self.generate(r) for r in requests)))
+        first = first_pass(origins, self.inference.patch)
+        a = await asyncio.gather(*(self.generate(r) for r, f in zip(requests, first, strict=True) if f))
+        edges = second_pass_edges(origins, first, [s.text for s in a], self.inference)
+        b = await asyncio.gather(*(self.generate(r) for r in scene_requests(image, self.inference, edges)[1]))
+        return merge_passes(first, a, b)
 
 
 def _empty(epsg: int) -> gpd.GeoDataFrame:

@@ -26,9 +26,13 @@ def computer(
     calls: list[int],
     settings: dict | None = None,
     calibrator: Calibrator | None = None,
+    neighbours: float = 0.0,
+    prompts: list[str] | None = None,
 ) -> TileComputer:
-    async def generate(_: Request) -> Scored:
+    async def generate(request: Request) -> Scored:
         calls.append(1)
+        if prompts is not None:
+            prompts.append(request[1][0]["content"][1]["text"])
         # with a calibrator, the engine reports token probabilities: the whole text at 0.9
         probs = ((len(FIELD_EVERYWHERE), 0.9),) if calibrator is not None else None
         return Scored(FIELD_EVERYWHERE, 9, probs)
@@ -36,7 +40,7 @@ def computer(
     return TileComputer(
         open_catalog(root),
         generate,
-        ModelFormat(patch=64, grid=8, context_size=64),
+        ModelFormat(patch=64, grid=8, context_size=64, neighbours=neighbours),
         epsg=32643,
         gsd=0.5,
         tile_px=128,
@@ -89,3 +93,16 @@ def test_pieces_carry_the_calibrated_confidence(region: tuple[Path, list[float]]
     assert len(layer) > 0 and sorted(layer["id"]) == sorted(plain["id"])  # the same polygons
     conf = layer["magseg:confidence"].to_numpy()
     assert ((conf > 0) & (conf < 1)).all() and "magseg:confidence" not in plain.columns
+
+
+def test_a_neighbours_model_is_served_as_a_checkerboard(region: tuple[Path, list[float]]) -> None:
+    root, bbox = region
+    w, s, e, n = bbox
+    box = (w, s, w + (e - w) / 4, s + (n - s) / 4)
+    calls: list[int] = []
+    prompts: list[str] = []
+    served = computer(root, None, calls, neighbours=0.5, prompts=prompts)
+    layer = asyncio.run(served.layer(box))
+    told = [p for p in prompts if "Cells outside it" in p]
+    assert len(layer) > 0 and len(calls) == served.computed * 16  # the same patches, no more tokens
+    assert len(told) == len(prompts) // 2 and all("field *8" in p for p in told)  # neighbours wrote field
