@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from magseg.codec import decode, mask_to_grid
 from magseg.errors import InputError
 from magseg.samples import SampleConfig, load_samples, scene_samples, write_samples
+from magseg.samples.build import truth_edges
 from magseg.samples.draw import colour_jitter, dihedral, draw_patch, draw_window
 from magseg.sources import LabelledScene, list_scenes
 
@@ -117,3 +119,24 @@ def test_sources_take_their_own_configs(labelled_folder: Path, naip_folder: Path
     assert counts["train"] == 2 * 3 + 3 * 5
     ds = load_samples(tmp_path / "z")
     assert len(ds) == 21 and len(list_scenes(naip_folder)) == 3
+
+
+def test_neighbours_share_names_the_true_edge_cells(
+    labelled_folder: Path, naip_folder: Path, tmp_path: Path
+) -> None:
+    plain = SampleConfig(patch=64, grid=8, per_scene=40, context_size=64)
+    told = SampleConfig(**{**plain.__dict__, "neighbours": 0.5})
+    ref = list_scenes(labelled_folder)[0]
+    scene = ref.load()
+    rng = np.random.default_rng(0)
+    samples = scene_samples(scene, told, rng)
+    texts = [s.prompt[0]["content"][1]["text"] for s in samples]
+    named = [t for t in texts if "Cells outside it" in t]
+    assert 8 <= len(named) <= 32  # about half
+    # the named cells are the truth's, one cell deep along each side
+    s = next(s for s, t in zip(samples, texts, strict=True) if "Cells outside it" in t)
+    assert truth_edges(scene.labels.semantic, s.x0, s.y0, 64, 8)[0] in texts[samples.index(s)]
+    # sources may differ in the share (none for sparse labels); the folder's format names neighbours
+    write_samples([labelled_folder, naip_folder], tmp_path / "z", [told, plain])
+    meta = json.loads((tmp_path / "z" / "samples.json").read_text())
+    assert meta["config"]["neighbours"] == 0.5
