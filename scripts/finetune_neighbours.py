@@ -39,13 +39,19 @@ def main() -> None:
     ap.add_argument("--scenes", type=int, default=48, help="synthetic training scenes (seed 1)")
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--share", type=float, default=SHARE, help="of synthetic prompts naming neighbours")
+    ap.add_argument("--model", type=Path, default=BUNDLED_MODEL, help="the model to fine-tune")
+    ap.add_argument("--seed", type=int, default=None, help="synthetic scene seed (default: training seed 1)")
     args = ap.parse_args()
     w = args.work
     w.mkdir(parents=True, exist_ok=True)
     if not (w / "synth").exists():
-        write_dataset(w / "synth", args.scenes, 512, 0.5, tiny.TRAIN_SEED)
+        seed = tiny.TRAIN_SEED if args.seed is None else args.seed
+        if seed in (tiny.HELDOUT_SEED, 51):
+            raise SystemExit(f"seed {seed} is a held-out or calibration seed; train on another")
+        write_dataset(w / "synth", args.scenes, 512, 0.5, seed)
     sources = [w / "synth"]
-    configs = [dataclasses.replace(tiny.SYNTH, neighbours=SHARE)]
+    configs = [dataclasses.replace(tiny.SYNTH, neighbours=args.share)]
     if args.naip is not None:
         train_ids, _ = tiny.naip_split(args.naip)
         if not (w / "naip-train").exists():
@@ -57,7 +63,7 @@ def main() -> None:
     config = config_from_dict(
         {
             "preset": "tiny",
-            "model": str(BUNDLED_MODEL),
+            "model": str(args.model),
             "data": str(w / "samples"),
             "seed": tiny.TRAIN_SEED,
             "sft": {
