@@ -65,12 +65,9 @@ def score_layer(layer: gpd.GeoDataFrame, data: Path) -> dict[str, Any]:
         pred = rasterize_layer(layer, truth.shape, truth.transform, truth.crs)
         scores.add(pred.instance, pred.semantic, truth.instance, truth.semantic)
         if CONFIDENCE in layer.columns and len(layer):
-            # rasterize_layer numbers the polygons 1..n from the largest (in the scene's CRS) down
-            feats = layer.to_crs(truth.crs)
-            order = np.argsort(-feats.geometry.area.to_numpy(), kind="stable")
-            ids = np.unique(pred.instance[pred.instance > 0])
-            conf.append(feats[CONFIDENCE].to_numpy(np.float64)[order][ids - 1])
-            fields.append(feats["class"].to_numpy()[order][ids - 1] == "field")
+            ids = np.unique(pred.instance[pred.instance > 0])  # instance id i + 1: the layer's row i
+            conf.append(layer[CONFIDENCE].to_numpy(np.float64)[ids - 1])
+            fields.append(layer["class"].to_numpy()[ids - 1] == "field")
             hits.append(
                 matched_predictions(ids, pred.instance, pred.semantic, truth.instance, truth.semantic)
             )

@@ -112,7 +112,8 @@ def ground_sample_distance(transform: Affine, crs: CRS | None) -> float:
 def rasterize_layer(
     layer: gpd.GeoDataFrame, shape: tuple[int, int], transform: Affine, crs: CRS
 ) -> LabelRaster:
-    """Burn a polygon layer with a ``class`` column onto a grid: one instance id per row, its class id.
+    """Burn a polygon layer with a ``class`` column onto a grid: instance id i + 1 is the layer's row i,
+    with its class id.
 
     Larger polygons are drawn first, so small ones inside them (a well in a field) stay on top.
     """
@@ -121,10 +122,13 @@ def rasterize_layer(
     if len(layer) == 0:
         return LabelRaster(np.zeros(shape, np.int32), np.zeros(shape, np.uint8), transform, crs)
     feats = layer.to_crs(crs)
-    feats = feats.iloc[np.argsort(-feats.geometry.area.to_numpy(), kind="stable")]
+    order = np.argsort(-feats.geometry.area.to_numpy(), kind="stable")
     ids = np.arange(1, len(feats) + 1, dtype=np.int32)
     classes = np.array([0] + [class_id(c) for c in feats["class"]], dtype=np.uint8)
     instance = rasterize(
-        zip(feats.geometry, ids, strict=True), out_shape=shape, transform=transform, dtype="int32"
+        zip(feats.geometry.to_numpy()[order], ids[order], strict=True),
+        out_shape=shape,
+        transform=transform,
+        dtype="int32",
     )
     return LabelRaster(instance, classes[instance], transform, crs)

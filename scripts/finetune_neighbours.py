@@ -15,13 +15,19 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.util
+import json
 from pathlib import Path
+from typing import Any
 
 from magseg.bundled import BUNDLED_MODEL
+from magseg.evaluate.run import evaluate_scenes
+from magseg.inference import Predictor
 from magseg.samples import write_samples
+from magseg.sources import list_scenes
 from magseg.synth import write_dataset
 from magseg.train.config import config_from_dict
 from magseg.train.sft import run_sft
+from magseg.viz import line_chart_png
 
 HERE = Path(__file__).resolve().parent
 _spec = importlib.util.spec_from_file_location("train_tiny_model", HERE / "train_tiny_model.py")
@@ -30,6 +36,40 @@ tiny = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(tiny)
 
 SHARE = 0.5  # of the synthetic prompts that name the neighbours' edge cells
+
+
+def extend_curve(card_dir: Path, runs: list[Path], heldout: Path, naip_val: Path) -> list[dict[str, Any]]:
+    """Append every checkpoint of these fine-tune runs (in order) to the bundle's learning curve, on the
+    same held-out scene and NAIP tile as scripts/train_tiny_model.py's points (independent patches, as the
+    bundle runs), and redraw learning_curve.png. Steps and CPU hours continue from the curve's last point."""
+    points: list[dict[str, Any]] = json.loads((card_dir / "learning_curve.json").read_text())
+    step0, hours0 = points[-1]["step"], points[-1]["cpu_hours"]
+    for run in runs:
+        state = json.loads((run / "trainer_state.json").read_text())
+        runtime = next(h["train_runtime"] for h in state["log_history"] if "train_runtime" in h)
+        per_step = float(runtime) / int(state["global_step"])
+        for ckpt in sorted(run.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])):
+            step = int(ckpt.name.split("-")[1])
+            predictor = Predictor.from_pretrained(ckpt, batch_size=64, neighbours=0.0)
+            syn = evaluate_scenes(list_scenes(heldout)[:1], predictor)
+            real = evaluate_scenes(list_scenes(naip_val)[:1], predictor)
+            point = {
+                "step": step0 + step,
+                "cpu_hours": hours0 + per_step * step * 2 / 3600,
+                "synth_mean_dice": syn["mean_dice"],
+                "synth_fields_miou": syn["field"]["mean_iou"],
+                "naip_fields_miou": real["field"]["mean_iou"],
+                "stage": f"fine-tune {run.parent.name}",
+            }
+            print(f"curve {point}", flush=True)
+            points.append(point)
+        step0, hours0 = points[-1]["step"], points[-1]["cpu_hours"]
+    (card_dir / "learning_curve.json").write_text(json.dumps(points, indent=2))
+    series = {k: [(p["step"], p[k]) for p in points if k in p]
+              for k in ("synth_mean_dice", "synth_fields_miou", "naip_fields_miou")}  # fmt: skip
+    title = "held-out, greedy (SFT 0-4000, GRPO, then the fine-tunes)"
+    line_chart_png(series, card_dir / "learning_curve.png", x_label="SFT step", title=title)
+    return points
 
 
 def main() -> None:
@@ -42,7 +82,18 @@ def main() -> None:
     ap.add_argument("--share", type=float, default=SHARE, help="of synthetic prompts naming neighbours")
     ap.add_argument("--model", type=Path, default=BUNDLED_MODEL, help="the model to fine-tune")
     ap.add_argument("--seed", type=int, default=None, help="synthetic scene seed (default: training seed 1)")
+    ap.add_argument(
+        "--curve",
+        nargs="+",
+        type=Path,
+        default=None,
+        help="instead of training: append these runs' checkpoints to the bundle's learning curve",
+    )
+    ap.add_argument("--heldout", type=Path, default=Path("runs/tiny/heldout"))
     args = ap.parse_args()
+    if args.curve:
+        extend_curve(BUNDLED_MODEL, args.curve, args.heldout, args.work / "naip-val")
+        return
     w = args.work
     w.mkdir(parents=True, exist_ok=True)
     if not (w / "synth").exists():

@@ -33,6 +33,7 @@ def test_rasterize_layer_keeps_small_objects_on_top() -> None:
     )
     out = rasterize_layer(layer, (10, 10), Affine(1, 0, 0, 0, -1, 10), CRS.from_epsg(32643))
     assert out.semantic[5, 5] == class_id("well") and out.semantic[0, 0] == class_id("field")
+    assert (out.instance[5, 5], out.instance[0, 0]) == (1, 2)  # instance id i + 1 is row i
     assert out.instance[5, 5] != out.instance[0, 0] and (out.instance > 0).all()
     empty = rasterize_layer(layer.iloc[:0], (4, 4), Affine(1, 0, 0, 0, -1, 4), CRS.from_epsg(32643))
     assert not empty.instance.any() and not empty.semantic.any()

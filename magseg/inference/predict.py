@@ -303,6 +303,20 @@ class Predictor:
         engine = VLLMEngine(model_path, processor, max_new_tokens=limit)
         return cls(engine, config, processor, name=str(model_path))
 
+    @classmethod
+    def for_engine(
+        cls,
+        model_path: str | os.PathLike[str],
+        engine: str = "hf",
+        *,
+        batch_size: int = 8,
+        max_new_tokens: int | None = None,
+    ) -> Predictor:
+        """The model behind an engine name: "vllm" (GPU hosts, see from_vllm) or "hf" (from_pretrained)."""
+        if engine == "vllm":
+            return cls.from_vllm(model_path, max_new_tokens=max_new_tokens)
+        return cls.from_pretrained(model_path, batch_size=batch_size, max_new_tokens=max_new_tokens)
+
     def predict(self, image: np.ndarray) -> ScenePrediction:
         return predict_scene(image, self.engine, self.config, self.processor)
 

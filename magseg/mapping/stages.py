@@ -99,12 +99,9 @@ class TileModel:
         import torch
 
         torch.set_num_threads(max(int(threads), 1))  # Ray sets OMP threads to the actor's CPUs; say it here
-        if engine == "vllm":
-            self.predictor = Predictor.from_vllm(model, max_new_tokens=max_new_tokens)
-        else:
-            self.predictor = Predictor.from_pretrained(
-                model, batch_size=batch_size, max_new_tokens=max_new_tokens
-            )
+        self.predictor = Predictor.for_engine(
+            model, engine, batch_size=batch_size, max_new_tokens=max_new_tokens
+        )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """A batch of tiles: the readable ones' patches go to the engine together, results regrouped per tile."""

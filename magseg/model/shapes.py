@@ -20,17 +20,14 @@ from tokenizers import Tokenizer
 from transformers import (
     Gemma3Config,
     Gemma3ForConditionalGeneration,
-    Gemma3ImageProcessorPil,
-    Gemma3Processor,
     Gemma3TextConfig,
     GenerationConfig,
     PreTrainedTokenizerFast,
     SiglipVisionConfig,
 )
 
-from magseg.atomic import atomic_dir
 from magseg.errors import InputError
-from magseg.model.tiny import SPECIAL_TOKENS, default_corpus, train_tokenizer, wrap_tokenizer
+from magseg.model.tiny import SPECIAL_TOKENS, default_corpus, save_gemma3, train_tokenizer, wrap_tokenizer
 
 __all__ = ["GEMMA_SPECIAL_IDS", "GEMMA_VOCAB", "TEXT_SHAPES", "build_gemma3_shaped", "gemma_sized_tokenizer"]
 
@@ -151,20 +148,4 @@ def build_gemma3_shaped(
     model.generation_config = GenerationConfig(
         bos_token_id=ids["<bos>"], eos_token_id=[ids["<eos>"], ids["<end_of_turn>"]], pad_token_id=0
     )
-    image_processor = Gemma3ImageProcessorPil(
-        size={"height": VISION_SHAPE["image_size"], "width": VISION_SHAPE["image_size"]},
-        image_mean=[0.5, 0.5, 0.5],
-        image_std=[0.5, 0.5, 0.5],
-        do_pan_and_scan=False,
-    )
-    processor = Gemma3Processor(
-        image_processor=image_processor,
-        tokenizer=tokenizer,
-        chat_template=tokenizer.chat_template,
-        image_seq_length=MM_TOKENS_PER_IMAGE,
-    )
-    out = Path(out_dir)
-    with atomic_dir(out) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        processor.save_pretrained(tmp)
-    return out
+    return save_gemma3(out_dir, model, tokenizer, VISION_SHAPE["image_size"], MM_TOKENS_PER_IMAGE)

@@ -214,6 +214,18 @@ def build_tiny_gemma3(
         pad_token_id=text.pad_token_id,
         do_sample=False,
     )
+    return save_gemma3(out_dir, model, tokenizer, image_size, mm_tokens_per_image)
+
+
+def save_gemma3(
+    out_dir: str | os.PathLike[str],
+    model: Gemma3ForConditionalGeneration,
+    tokenizer: PreTrainedTokenizerFast,
+    image_size: int,
+    mm_tokens_per_image: int,
+) -> Path:
+    """Save a Gemma3 with Gemma3's image processor (square ``image_size``, no pan-and-scan) and processor
+    to ``out_dir`` atomically; the folder loads with AutoProcessor / AutoModelForImageTextToText."""
     image_processor = Gemma3ImageProcessorPil(
         size={"height": image_size, "width": image_size},
         image_mean=[0.5, 0.5, 0.5],

@@ -75,12 +75,10 @@ class PatchModel:
         from magseg.inference import Predictor
 
         torch.set_num_threads(max(int(threads), 1))
-        if engine == "vllm":  # a batch of patches from many tiles: vLLM's prefix cache shares each scene
-            self.predictor = Predictor.from_vllm(model, max_new_tokens=max_new_tokens)
-        else:
-            self.predictor = Predictor.from_pretrained(
-                model, batch_size=max_batch_size, max_new_tokens=max_new_tokens
-            )
+        # vllm: a batch of patches from many tiles, vLLM's prefix cache shares each scene
+        self.predictor = Predictor.for_engine(
+            model, engine, batch_size=max_batch_size, max_new_tokens=max_new_tokens
+        )
         self.__call__.set_max_batch_size(max_batch_size)  # type: ignore[attr-defined]
         self.__call__.set_batch_wait_timeout_s(batch_wait_timeout_s)  # type: ignore[attr-defined]
 

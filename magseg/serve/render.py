@@ -43,26 +43,34 @@ def png_bytes(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _burn(
+    merc: gpd.GeoDataFrame, tile: morecantile.Tile, values: list[Any], size: int, **kw: Any
+) -> np.ndarray:
+    """One value per polygon (Web Mercator) burnt onto the tile's pixel grid."""
+    transform = from_bounds(*tile_bounds(tile), size, size)
+    return rasterize(
+        zip(merc.geometry, values, strict=True), out_shape=(size, size), transform=transform, **kw
+    )
+
+
 def class_mask(layer: gpd.GeoDataFrame, tile: morecantile.Tile, size: int = SIZE) -> np.ndarray:
     """The layer's classes on the tile's pixel grid (Web Mercator), 0 where no polygon lies."""
     if len(layer) == 0:
         return np.zeros((size, size), np.uint8)
     merc = layer.to_crs(3857)
-    transform = from_bounds(*tile_bounds(tile), size, size)
-    shapes = zip(merc.geometry, (class_id(c) for c in merc["class"]), strict=True)
-    return rasterize(shapes, out_shape=(size, size), transform=transform, dtype="uint8")
+    return _burn(merc, tile, [class_id(c) for c in merc["class"]], size, dtype="uint8")
 
 
 def class_png(layer: gpd.GeoDataFrame, tile: morecantile.Tile) -> bytes:
     """Classes coloured, background transparent, 256 x 256; with a confidence column, each polygon's
     opacity follows its confidence (faint: check first)."""
-    rgba = colourise(class_mask(layer, tile))
-    if CONFIDENCE in layer.columns and len(layer):
-        merc = layer.to_crs(3857)
-        transform = from_bounds(*tile_bounds(tile), SIZE, SIZE)
-        conf = np.nan_to_num(merc[CONFIDENCE].to_numpy(np.float32), nan=1.0)
-        shapes = zip(merc.geometry, conf.tolist(), strict=True)
-        mask = rasterize(shapes, out_shape=(SIZE, SIZE), transform=transform, fill=1.0, dtype="float32")
+    if len(layer) == 0:
+        return png_bytes(colourise(np.zeros((SIZE, SIZE), np.uint8)))
+    merc = layer.to_crs(3857)  # once for both rasters
+    rgba = colourise(_burn(merc, tile, [class_id(c) for c in merc["class"]], SIZE, dtype="uint8"))
+    if CONFIDENCE in merc.columns:
+        conf = np.nan_to_num(merc[CONFIDENCE].to_numpy(np.float32), nan=1.0).tolist()
+        mask = _burn(merc, tile, conf, SIZE, fill=1.0, dtype="float32")
         rgba[..., 3] = np.round(rgba[..., 3] * (MIN_OPACITY + (1 - MIN_OPACITY) * mask)).astype(np.uint8)
     return png_bytes(rgba)
 
