@@ -83,6 +83,9 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=BUNDLED_MODEL, help="the model to fine-tune")
     ap.add_argument("--seed", type=int, default=None, help="synthetic scene seed (default: training seed 1)")
     ap.add_argument(
+        "--naip-per-tile", type=int, default=48, help="samples drawn from each NAIP training tile"
+    )
+    ap.add_argument(
         "--curve",
         nargs="+",
         type=Path,
@@ -108,7 +111,7 @@ def main() -> None:
         if not (w / "naip-train").exists():
             tiny.link_tiles(args.naip, train_ids, w / "naip-train")
         sources.append(w / "naip-train")
-        configs.append(dataclasses.replace(tiny.NAIP, per_scene=48, neighbours=0.0))
+        configs.append(dataclasses.replace(tiny.NAIP, per_scene=args.naip_per_tile, neighbours=0.0))
     if not (w / "samples").exists():
         write_samples(sources, w / "samples", configs, seed=tiny.TRAIN_SEED)
     config = config_from_dict(

@@ -146,6 +146,7 @@ def format_report(report: dict[str, Any]) -> str:
         "model + refinement, per class:",
         format_table(class_scores(report)),
         f"mean DICE {report['mean_dice']:.3f} (per scene, classes present, averaged)",
+        *_seam_line(report),
         "",
         "ablation and baselines (same scenes, same refinement and scoring):",
         comparison_table(report),
@@ -160,3 +161,13 @@ def format_report(report: dict[str, Any]) -> str:
     if fitted:
         head.append(f"pixel classifier fitted on {fitted}")
     return "\n".join(head)
+
+
+def _seam_line(report: dict[str, Any]) -> list[str]:
+    """The patch seams before and after refinement (a layer is cut from the refined mask)."""
+    if report.get("seam_excess") is None or report.get("seam_excess_refined") is None:
+        return []
+    return [
+        f"seam excess {report['seam_excess']:.3f} stitched, {report['seam_excess_refined']:.3f} refined "
+        "(disagreement across patch seams beyond the truth's)"
+    ]

@@ -57,6 +57,7 @@ class _ModelRun:
         self.tokens_measured = True
         self.patch_dice: list[float] = []
         self.seams = SeamCounts()
+        self.seams_refined = SeamCounts()  # the same seams on the refined mask (what a layer is cut from)
         self.features: list[np.ndarray] = []  # per refined instance (magseg.confidence.FEATURES)
         self.matched: list[np.ndarray] = []  # ... and whether it matched the truth at IoU >= 0.5
         self.calibrator: Calibrator | None = None
@@ -98,6 +99,7 @@ class _ModelRun:
         out["decode_valid_rate"] = self.valid / max(self.patches, 1)
         out["patch_dice"] = float(np.mean(self.patch_dice)) if self.patch_dice else None
         out.update(self.seams.summary())  # stitching artifacts: seam disagreement beyond the truth's
+        out["seam_excess_refined"] = self.seams_refined.summary()["seam_excess"]
         out["confidence"] = self.confidence_summary()
         out["tokens_per_patch"] = self.tokens / max(self.patches, 1)
         out["patches_per_s"] = self.patches / max(self.seconds, 1e-9)
@@ -226,6 +228,7 @@ def evaluate_scenes(
             t0 = time.perf_counter()
             done = _score_pair((run.refined, run.raw), pred.semantic, scene, prob, gsd, cfg.patch // cfg.grid)
             refine_s += time.perf_counter() - t0
+            run.seams_refined.add(done.semantic, scene.labels.semantic, pred.origins)
             if pred.confidence is not None:
                 run.add_confidence(done, pred.confidence, scene, gsd)
             if log is not None:

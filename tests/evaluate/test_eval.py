@@ -46,6 +46,8 @@ def test_report_has_every_key_in_range(report: dict[str, Any]) -> None:
     assert report["patches_per_s"] > 0 and report["n_patches"] == 32 and report["n_scenes"] == 2
     assert report["config"]["context_size"] == 64  # from the model's card
     assert report["confidence"] is None  # no calibrator in this model's folder
+    for key in ("seam_excess", "seam_excess_refined"):  # a share minus a share
+        assert -1.0 <= report[key] <= 1.0
     for name in ("field_everywhere", "pixel_classifier"):
         check_method(report["baselines"][name], n_truth)
         check_method(report["baselines"][name]["refinement_off"], n_truth)
@@ -87,7 +89,7 @@ def test_baselines_behave(report: dict[str, Any]) -> None:
 def test_text_report(report: dict[str, Any]) -> None:
     text = format_report(report)
     for needle in ("mean IoU", "FNR", "mean DICE", "tokens/patch", "patches/s", "refinement off",
-                   "field everywhere", "pixel classifier", "compare"):  # fmt: skip
+                   "field everywhere", "pixel classifier", "compare", " stitched, "):  # fmt: skip
         assert needle in text
     assert f"compare = {report['compare']['model']}" in text
 
