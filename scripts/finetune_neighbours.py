@@ -83,6 +83,9 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=BUNDLED_MODEL, help="the model to fine-tune")
     ap.add_argument("--seed", type=int, default=None, help="synthetic scene seed (default: training seed 1)")
     ap.add_argument(
+        "--train-vision", action="store_true", help="train the vision tower too (default: frozen)"
+    )
+    ap.add_argument(
         "--naip-per-tile", type=int, default=48, help="samples drawn from each NAIP training tile"
     )
     ap.add_argument(
@@ -127,7 +130,7 @@ def main() -> None:
                 "batch_size": 8,
                 "logging_steps": 50,
                 "save_steps": 250,
-                "freeze_vision": True,
+                "freeze_vision": not args.train_vision,
             },
         }
     )

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 import torch
 
+from magseg.model.kvroom import with_room
 from magseg.model.prefix import cache_keyword
 
 __all__ = ["Greedy", "greedy_ids"]
@@ -62,7 +63,7 @@ def greedy_ids(
         logits_to_keep=1,
         **{key: cache},
     )
-    cache = getattr(out, key)
+    cache = with_room(getattr(out, key), max_new_tokens)  # decode steps write K/V in place, no re-copy
     rows = ids.shape[0]
     result = torch.full((rows, max_new_tokens), pad_id, dtype=torch.long, device=ids.device)
     probs = torch.zeros((rows, max_new_tokens), dtype=torch.float32, device=ids.device)
