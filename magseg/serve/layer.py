@@ -34,6 +34,7 @@ from magseg.classes import class_id
 from magseg.errors import EmptyInputError, InputError
 from magseg.mapping.layer import geo_bbox, partition_files
 from magseg.serve.xyz import tile_bounds, tile_lonlat_bounds
+from magseg.vector import CONFIDENCE
 
 __all__ = [
     "BUFFER",
@@ -70,14 +71,19 @@ class Part:
 
 @dataclass(frozen=True)
 class Polygons:
-    """Polygons in Web Mercator with their ids and class ids (magseg.classes), one row each."""
+    """Polygons in Web Mercator with their ids, class ids (magseg.classes) and confidence (float32, NaN where
+    the layer has none), one row each."""
 
     geoms: np.ndarray
     ids: np.ndarray
     classes: np.ndarray
+    confidence: np.ndarray
 
     def __len__(self) -> int:
         return len(self.geoms)
+
+    def take(self, idx: np.ndarray) -> Polygons:
+        return Polygons(self.geoms[idx], self.ids[idx], self.classes[idx], self.confidence[idx])
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,7 @@ class Points:
     y: np.ndarray
     classes: np.ndarray
     size: np.ndarray
+    confidence: np.ndarray
 
 
 def part_meta(path: Path) -> Part:
@@ -157,7 +164,9 @@ class FieldLayer:
             raise EmptyInputError(f"{root}: the layer folder holds no quadkey=*/part-*.parquet files")
         self._loaded: OrderedDict[tuple[str, int], tuple[Polygons, shapely.STRtree]] = OrderedDict()
         self._points: OrderedDict[tuple[str, int], Points] = OrderedDict()
-        self._rasters: OrderedDict[tuple[int, int, int], tuple[Signature, np.ndarray | None]] = OrderedDict()
+        self._rasters: OrderedDict[
+            tuple[int, int, int], tuple[Signature, tuple[np.ndarray, np.ndarray | None] | None]
+        ] = OrderedDict()
         self.parts_read = 0  # part files loaded (not served from memory), for tests and stats
 
     # -- the index of parts -------------------------------------------------------------------------
@@ -217,7 +226,9 @@ class FieldLayer:
         if key in self._loaded:
             self._loaded.move_to_end(key)
             return self._loaded[key]
-        table = pq.read_table(part.path, columns=["id", "class", "geometry"])
+        columns = ["id", "class", "geometry"]
+        has_conf = CONFIDENCE in pq.read_schema(part.path).names
+        table = pq.read_table(part.path, columns=columns + ([CONFIDENCE] if has_conf else []))
         wkb = np.asarray(table.column("geometry").to_pylist(), dtype=object)
         geoms = _to_mercator(shapely.from_wkb(wkb))
         names = np.asarray(table.column("class").to_pylist(), dtype=object)
@@ -228,7 +239,12 @@ class FieldLayer:
             raise InputError(f"{part.path}: {exc}") from None
         ids = np.asarray(table.column("id").to_pylist(), dtype=object)
         classes = table_ids[inverse].reshape(-1)
-        loaded = (Polygons(geoms, ids, classes), shapely.STRtree(geoms))
+        conf = (
+            np.asarray(table.column(CONFIDENCE).to_pylist(), dtype=np.float32)
+            if has_conf
+            else np.full(len(ids), np.nan, np.float32)
+        )
+        loaded = (Polygons(geoms, ids, classes, conf), shapely.STRtree(geoms))
         self._loaded[key] = loaded
         self.parts_read += 1
         while len(self._loaded) > self.cache_parts:
@@ -236,7 +252,7 @@ class FieldLayer:
         # overview points: only fields under 2 pixels are drawn as one, so the bbox centre is close enough
         b = shapely.bounds(geoms)
         size = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
-        self._remember(key, Points((b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, classes, size))
+        self._remember(key, Points((b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, classes, size, conf))
         return loaded
 
     def _remember(self, key: tuple[str, int], points: Points) -> None:
@@ -265,10 +281,10 @@ class FieldLayer:
         found: list[Polygons] = []
         for part in self.meeting(tile) if parts is None else parts:
             polys, tree = self._load(part)
-            idx = tree.query(box, predicate="intersects")
-            found.append(Polygons(polys.geoms[idx], polys.ids[idx], polys.classes[idx]))
+            found.append(polys.take(tree.query(box, predicate="intersects")))
         if not found:
-            return Polygons(np.empty(0, dtype=object), np.empty(0, dtype=object), np.empty(0, dtype=np.uint8))
+            empty = np.empty(0, dtype=object)
+            return Polygons(empty, empty, np.empty(0, dtype=np.uint8), np.empty(0, dtype=np.float32))
         ids = np.concatenate([f.ids for f in found])
         _, first = np.unique(ids.astype(str), return_index=True)
         keep = np.sort(first)
@@ -276,26 +292,40 @@ class FieldLayer:
             np.concatenate([f.geoms for f in found])[keep],
             ids[keep],
             np.concatenate([f.classes for f in found])[keep],
+            np.concatenate([f.confidence for f in found])[keep],
         )
 
     # -- class rasters ------------------------------------------------------------------------------
-    def rasterize(self, tile: morecantile.Tile, polys: Polygons, all_touched: bool = False) -> np.ndarray:
-        """The polygons' class ids on the tile's 256 px grid (pixel centres inside a polygon), 0 elsewhere."""
+    def rasterize(
+        self, tile: morecantile.Tile, polys: Polygons, all_touched: bool = False, confidence: bool = False
+    ) -> np.ndarray:
+        """The polygons' class ids on the tile's 256 px grid (pixel centres inside a polygon), 0 elsewhere;
+        with ``confidence``, their confidence instead (float32, 1 where none is known or no polygon lies)."""
         if not len(polys):
-            return np.zeros((SIZE, SIZE), np.uint8)
+            return np.ones((SIZE, SIZE), np.float32) if confidence else np.zeros((SIZE, SIZE), np.uint8)
         transform = from_bounds(*tile_bounds(tile), SIZE, SIZE)
         rings, part_of = geojson_polygons(polys.geoms)
-        shapes = zip(rings, polys.classes[part_of].tolist(), strict=True)
+        if confidence:
+            values = np.nan_to_num(polys.confidence[part_of], nan=1.0).tolist()
+            kw: dict[str, Any] = {"dtype": "float32", "fill": 1.0}
+        else:
+            values, kw = polys.classes[part_of].tolist(), {"dtype": "uint8"}
         out: np.ndarray = rasterize(
-            shapes, out_shape=(SIZE, SIZE), transform=transform, dtype="uint8", all_touched=all_touched
+            zip(rings, values, strict=True),
+            out_shape=(SIZE, SIZE),
+            transform=transform,
+            all_touched=all_touched,
+            **kw,
         )
         return out
 
-    def overview(self, tile: morecantile.Tile) -> np.ndarray:
-        """Fields under 2 pixels as their bbox centre's pixel, larger ones as every pixel they touch."""
+    def overview(self, tile: morecantile.Tile) -> tuple[np.ndarray, np.ndarray]:
+        """Fields under 2 pixels as their bbox centre's pixel, larger ones as every pixel they touch: the
+        class raster and the confidence raster (float32, 1 where none is known)."""
         minx, miny, maxx, maxy = tile_bounds(tile)
         px = (maxx - minx) / SIZE
         out = np.zeros((SIZE, SIZE), np.uint8)
+        conf = np.ones((SIZE, SIZE), np.float32)
         large: list[Part] = []
         for part in reversed(self.meeting(tile)):  # oldest first: a newer part's copy of a field wins
             pts = self.points(part)
@@ -304,20 +334,22 @@ class FieldLayer:
             cols = ((pts.x[inside] - minx) / px).astype(np.intp).clip(0, SIZE - 1)
             rows = ((maxy - pts.y[inside]) / px).astype(np.intp).clip(0, SIZE - 1)
             out[rows, cols] = pts.classes[inside]
+            conf[rows, cols] = np.nan_to_num(pts.confidence[inside], nan=1.0)
             if not small.all():
                 large.append(part)
         if large:
             polys = self.polygons(tile, buffer=0, parts=large)
             b = shapely.bounds(polys.geoms)
-            big = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) >= 2 * px
-            drawn = self.rasterize(
-                tile, Polygons(polys.geoms[big], polys.ids[big], polys.classes[big]), all_touched=True
-            )
+            big = polys.take(np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) >= 2 * px)
+            drawn = self.rasterize(tile, big, all_touched=True)
             out = np.where(drawn > 0, drawn, out)
-        return out
+            if np.isfinite(big.confidence).any():
+                conf = np.where(drawn > 0, self.rasterize(tile, big, all_touched=True, confidence=True), conf)
+        return out, conf
 
-    def class_raster(self, tile: morecantile.Tile) -> np.ndarray | None:
-        """The tile's class raster (None: no part reaches it), cached while the tile's signature holds."""
+    def tile_rasters(self, tile: morecantile.Tile) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """The tile's class raster and its confidence raster (uint8, 255 = 1; None when the layer carries no
+        ``magseg:confidence``), or None where nothing is drawn; cached while the tile's signature holds."""
         signature = self.signature(tile)
         if not signature:
             return None
@@ -326,14 +358,23 @@ class FieldLayer:
         if hit is not None and hit[0] == signature:
             self._rasters.move_to_end(key)
             return hit[1]
-        raster: np.ndarray | None
         if tile.z >= self.detail_zoom:
-            raster = self.rasterize(tile, self.polygons(tile, buffer=0))
+            polys = self.polygons(tile, buffer=0)
+            raster = self.rasterize(tile, polys)
+            known = bool(np.isfinite(polys.confidence).any())  # no second pass for a layer without the column
+            conf = self.rasterize(tile, polys, confidence=True) if known else np.ones_like(raster, np.float32)
         else:
-            raster = self.overview(tile)
-        if not raster.any():
-            raster = None  # nothing drawn: keep no 64 kB of zeros
-        self._rasters[key] = (signature, raster)
+            raster, conf = self.overview(tile)
+        drawn: tuple[np.ndarray, np.ndarray | None] | None = None
+        if raster.any():  # nothing drawn: keep no 64 kB of zeros
+            faded = bool((conf < 1.0).any())
+            drawn = (raster, np.round(conf * 255).astype(np.uint8) if faded else None)
+        self._rasters[key] = (signature, drawn)
         while len(self._rasters) > self.cache_rasters:
             self._rasters.popitem(last=False)
-        return raster
+        return drawn
+
+    def class_raster(self, tile: morecantile.Tile) -> np.ndarray | None:
+        """The tile's class raster (None: nothing drawn), cached while the tile's signature holds."""
+        drawn = self.tile_rasters(tile)
+        return None if drawn is None else drawn[0]

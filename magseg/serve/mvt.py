@@ -22,6 +22,7 @@ from shapely.geometry import shape
 from magseg.classes import CLASS_NAMES
 from magseg.serve.layer import BUFFER, EXTENT, Polygons
 from magseg.serve.xyz import tile_bounds
+from magseg.vector import CONFIDENCE
 
 __all__ = ["COVERAGE_CELL", "LAYER_NAME", "SIMPLIFY", "coarsen", "coverage_mvt", "fields_mvt"]
 
@@ -46,7 +47,7 @@ def _encode(features: list[dict[str, Any]]) -> bytes:
 
 
 def fields_mvt(polys: Polygons, tile: morecantile.Tile) -> bytes:
-    """The polygons (Web Mercator) in tile units, clipped, simplified, with their id and class."""
+    """The polygons (Web Mercator) in tile units, clipped, simplified, with their id, class and confidence."""
     if not len(polys):
         return b""
     minx, miny, maxx, maxy = tile_bounds(tile)
@@ -60,10 +61,24 @@ def fields_mvt(polys: Polygons, tile: morecantile.Tile) -> bytes:
     geoms = shapely.simplify(geoms, SIMPLIFY, preserve_topology=True)
     keep = ~shapely.is_empty(geoms) & np.isin(shapely.get_type_id(geoms), (3, 6))  # (multi)polygons
     features = [
-        {"geometry": g, "properties": {"id": str(i), "class": CLASS_NAMES[c]}}
-        for g, i, c in zip(geoms[keep], polys.ids[keep], polys.classes[keep].tolist(), strict=True)
+        {"geometry": g, "properties": _properties(i, c, f)}
+        for g, i, c, f in zip(
+            geoms[keep],
+            polys.ids[keep],
+            polys.classes[keep].tolist(),
+            polys.confidence[keep].tolist(),
+            strict=True,
+        )
     ]
     return _encode(features)
+
+
+def _properties(field_id: object, cls: int, confidence: float) -> dict[str, object]:
+    """A feature's id and class, and its confidence where the layer carries one."""
+    props: dict[str, object] = {"id": str(field_id), "class": CLASS_NAMES[cls]}
+    if confidence == confidence:  # not NaN
+        props[CONFIDENCE] = round(float(confidence), 3)
+    return props
 
 
 def coarsen(raster: np.ndarray, factor: int = COVERAGE_CELL) -> np.ndarray:

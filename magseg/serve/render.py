@@ -29,7 +29,7 @@ from magseg.stac.hrefs import asset_href
 from magseg.vector import CONFIDENCE
 from magseg.viz import colourise
 
-__all__ = ["class_png", "fields_geojson", "imagery_png", "png_bytes"]
+__all__ = ["class_png", "fade", "fields_geojson", "imagery_png", "png_bytes"]
 
 SIZE = 256
 #: The opacity (share of the class colour's) of a polygon of confidence 0; confidence 1 is fully opaque.
@@ -70,9 +70,17 @@ def class_png(layer: gpd.GeoDataFrame, tile: morecantile.Tile) -> bytes:
     rgba = colourise(_burn(merc, tile, [class_id(c) for c in merc["class"]], SIZE, dtype="uint8"))
     if CONFIDENCE in merc.columns:
         conf = np.nan_to_num(merc[CONFIDENCE].to_numpy(np.float32), nan=1.0).tolist()
-        mask = _burn(merc, tile, conf, SIZE, fill=1.0, dtype="float32")
-        rgba[..., 3] = np.round(rgba[..., 3] * (MIN_OPACITY + (1 - MIN_OPACITY) * mask)).astype(np.uint8)
+        rgba = fade(rgba, _burn(merc, tile, conf, SIZE, fill=1.0, dtype="float32"))
     return png_bytes(rgba)
+
+
+def fade(rgba: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+    """Each pixel's opacity scaled by its polygon's confidence ((H, W) in [0, 1], 1 where none): a field of
+    confidence 0 keeps MIN_OPACITY of its colour's, one of confidence 1 all of it."""
+    out = rgba.copy()
+    scale = MIN_OPACITY + (1 - MIN_OPACITY) * np.clip(confidence, 0.0, 1.0)
+    out[..., 3] = np.round(rgba[..., 3] * scale).astype(np.uint8)
+    return out
 
 
 def fields_geojson(layer: gpd.GeoDataFrame, tile: morecantile.Tile) -> dict[str, Any]:

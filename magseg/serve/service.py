@@ -30,9 +30,10 @@ from magseg.serve.compute import Generate, TileComputer
 from magseg.serve.config import ServeConfig
 from magseg.serve.layer import SIZE, FieldLayer, Signature
 from magseg.serve.mvt import LAYER_NAME, coverage_mvt, fields_mvt
-from magseg.serve.render import class_png, fields_geojson, imagery_png, png_bytes
+from magseg.serve.render import class_png, fade, fields_geojson, imagery_png, png_bytes
 from magseg.serve.xyz import TileRequestError, check_tile, tile_lonlat_bounds
 from magseg.stac import item_footprint, open_catalog
+from magseg.vector import CONFIDENCE
 from magseg.viz import colourise
 
 __all__ = ["LayerService", "TileService"]
@@ -262,8 +263,12 @@ class LayerService:
 
     def _draw(self, kind: str, tile: morecantile.Tile) -> bytes:
         if kind == "png":
-            raster = self.layer.class_raster(tile)
-            return EMPTY_PNG if raster is None else png_bytes(colourise(raster))
+            drawn = self.layer.tile_rasters(tile)
+            if drawn is None:
+                return EMPTY_PNG
+            raster, conf = drawn  # opacity by confidence where the layer carries it (faint: check first)
+            rgba = colourise(raster)
+            return png_bytes(rgba if conf is None else fade(rgba, conf.astype(np.float32) / 255))
         if tile.z >= self.detail_zoom:
             polys = self.layer.polygons(tile)
             if len(polys) <= self.max_features:
@@ -274,7 +279,11 @@ class LayerService:
         """TileJSON 3.0 of the layer's vector tiles (MapLibre, OpenLayers); ``raster`` gives the PNG tiles."""
         w, s, e, n = self.layer.bounds
         suffix = f"?{query}" if query else ""
-        fields = {"id": "String: the fiboa id", "class": "String: the class name"}
+        fields = {
+            "id": "String: the fiboa id",
+            "class": "String: the class name",
+            CONFIDENCE: "Number: calibrated probability the field is right (where the layer has it)",
+        }
         return {
             "tilejson": "3.0.0",
             "name": "magseg layer",

@@ -202,6 +202,7 @@ def test_tilejson(client: TestClient, service: LayerService) -> None:
     assert meta["vector_layers"][0]["id"] == "fields" and set(meta["vector_layers"][0]["fields"]) == {
         "id",
         "class",
+        "magseg:confidence",
     }
     assert str(service.layer.root) not in json.dumps(meta) and "/" not in meta["description"]
     w, s, e, n = meta["bounds"]
@@ -243,3 +244,29 @@ def test_layer_config() -> None:
         ServeConfig(stac="x", layer_detail_zoom=30)
     with pytest.raises(InputError, match="no such layer folder"):
         LayerService.from_config(config)
+
+
+def test_a_layer_with_confidence_draws_unsure_fields_faint(tmp_path: Path) -> None:
+    from magseg.vector import CONFIDENCE
+
+    frame = _cluster(*HOME, "a")
+    frame[CONFIDENCE] = np.array([0.0, 1.0, 0.5, 0.5, 0.5, 0.9], np.float32)  # a-0 unsure, a-1 sure
+    write_partitioned(frame, tmp_path / "fields", determination_datetime="2024-05-01")
+    with make_client(LayerService(tmp_path / "fields", refresh_s=0.0)) as c:
+        for z in (12, 16):  # polygons drawn one by one (z16) and from the overview (below detail_zoom)
+
+            def at(index: int, z: int = z) -> np.ndarray:
+                t = tile_at(centre(index), z)
+                return rgba(c.get(f"/layer/{t.z}/{t.x}/{t.y}.png").content)[pixel(centre(index), t)]
+
+            unsure, sure = at(0), at(1)
+            assert tuple(sure) == CLASS_COLOURS[FIELD]  # confidence 1: the class colour as is
+            assert tuple(unsure[:3]) == CLASS_COLOURS[FIELD][:3] and 0 < unsure[3] < sure[3] // 2
+        t = tile_at(centre(0), 14)
+        found = {
+            f["properties"]["id"]: f["properties"]
+            for f in features(c.get(f"/layer/{t.z}/{t.x}/{t.y}.mvt").content)
+        }
+        assert found["a-0"][CONFIDENCE] == pytest.approx(0.0) and found["a-1"][CONFIDENCE] == pytest.approx(
+            1.0
+        )
