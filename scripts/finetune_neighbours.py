@@ -41,10 +41,14 @@ SHARE = 0.5  # of the synthetic prompts that name the neighbours' edge cells
 def extend_curve(card_dir: Path, runs: list[Path], heldout: Path, naip_val: Path) -> list[dict[str, Any]]:
     """Append every checkpoint of these fine-tune runs (in order) to the bundle's learning curve, on the
     same held-out scene and NAIP tile as scripts/train_tiny_model.py's points (independent patches, as the
-    bundle runs), and redraw learning_curve.png. Steps and CPU hours continue from the curve's last point."""
+    bundle runs), and redraw learning_curve.png. Steps and CPU hours continue from the curve's last point; a run
+    the curve holds already is skipped."""
     points: list[dict[str, Any]] = json.loads((card_dir / "learning_curve.json").read_text())
     step0, hours0 = points[-1]["step"], points[-1]["cpu_hours"]
     for run in runs:
+        if any(p.get("stage") == f"fine-tune {run.parent.name}" for p in points):
+            print(f"curve: {run} is drawn already, skipped", flush=True)
+            continue
         state = json.loads((run / "trainer_state.json").read_text())
         runtime = next(h["train_runtime"] for h in state["log_history"] if "train_runtime" in h)
         per_step = float(runtime) / int(state["global_step"])
