@@ -226,9 +226,9 @@ class FieldLayer:
         if key in self._loaded:
             self._loaded.move_to_end(key)
             return self._loaded[key]
-        columns = ["id", "class", "geometry"]
-        has_conf = CONFIDENCE in pq.read_schema(part.path).names
-        table = pq.read_table(part.path, columns=columns + ([CONFIDENCE] if has_conf else []))
+        file = pq.ParquetFile(part.path)  # one open for the schema and the columns
+        has_conf = CONFIDENCE in file.schema_arrow.names
+        table = file.read(columns=["id", "class", "geometry"] + ([CONFIDENCE] if has_conf else []))
         wkb = np.asarray(table.column("geometry").to_pylist(), dtype=object)
         geoms = _to_mercator(shapely.from_wkb(wkb))
         names = np.asarray(table.column("class").to_pylist(), dtype=object)
@@ -319,13 +319,14 @@ class FieldLayer:
         )
         return out
 
-    def overview(self, tile: morecantile.Tile) -> tuple[np.ndarray, np.ndarray]:
+    def overview(self, tile: morecantile.Tile) -> tuple[np.ndarray, np.ndarray | None]:
         """Fields under 2 pixels as their bbox centre's pixel, larger ones as every pixel they touch: the
-        class raster and the confidence raster (float32, 1 where none is known)."""
+        class raster and the confidence raster (float32, 1 where none is known; None when no field has one)."""
         minx, miny, maxx, maxy = tile_bounds(tile)
         px = (maxx - minx) / SIZE
         out = np.zeros((SIZE, SIZE), np.uint8)
         conf = np.ones((SIZE, SIZE), np.float32)
+        known = False  # any confidence drawn
         large: list[Part] = []
         for part in reversed(self.meeting(tile)):  # oldest first: a newer part's copy of a field wins
             pts = self.points(part)
@@ -335,6 +336,7 @@ class FieldLayer:
             rows = ((maxy - pts.y[inside]) / px).astype(np.intp).clip(0, SIZE - 1)
             out[rows, cols] = pts.classes[inside]
             conf[rows, cols] = np.nan_to_num(pts.confidence[inside], nan=1.0)
+            known |= bool(np.isfinite(pts.confidence[inside]).any())
             if not small.all():
                 large.append(part)
         if large:
@@ -345,7 +347,8 @@ class FieldLayer:
             out = np.where(drawn > 0, drawn, out)
             if np.isfinite(big.confidence).any():
                 conf = np.where(drawn > 0, self.rasterize(tile, big, all_touched=True, confidence=True), conf)
-        return out, conf
+                known = True
+        return out, conf if known else None
 
     def tile_rasters(self, tile: morecantile.Tile) -> tuple[np.ndarray, np.ndarray | None] | None:
         """The tile's class raster and its confidence raster (uint8, 255 = 1; None when the layer carries no
@@ -362,13 +365,12 @@ class FieldLayer:
             polys = self.polygons(tile, buffer=0)
             raster = self.rasterize(tile, polys)
             known = bool(np.isfinite(polys.confidence).any())  # no second pass for a layer without the column
-            conf = self.rasterize(tile, polys, confidence=True) if known else np.ones_like(raster, np.float32)
+            conf = self.rasterize(tile, polys, confidence=True) if known else None
         else:
             raster, conf = self.overview(tile)
         drawn: tuple[np.ndarray, np.ndarray | None] | None = None
         if raster.any():  # nothing drawn: keep no 64 kB of zeros
-            faded = bool((conf < 1.0).any())
-            drawn = (raster, np.round(conf * 255).astype(np.uint8) if faded else None)
+            drawn = (raster, None if conf is None else np.round(conf * 255).astype(np.uint8))
         self._rasters[key] = (signature, drawn)
         while len(self._rasters) > self.cache_rasters:
             self._rasters.popitem(last=False)

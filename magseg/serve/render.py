@@ -75,12 +75,11 @@ def class_png(layer: gpd.GeoDataFrame, tile: morecantile.Tile) -> bytes:
 
 
 def fade(rgba: np.ndarray, confidence: np.ndarray) -> np.ndarray:
-    """Each pixel's opacity scaled by its polygon's confidence ((H, W) in [0, 1], 1 where none): a field of
-    confidence 0 keeps MIN_OPACITY of its colour's, one of confidence 1 all of it."""
-    out = rgba.copy()
+    """Each pixel's opacity scaled by its polygon's confidence ((H, W) in [0, 1], 1 where none), in place: a
+    field of confidence 0 keeps MIN_OPACITY of its colour's, one of confidence 1 all of it."""
     scale = MIN_OPACITY + (1 - MIN_OPACITY) * np.clip(confidence, 0.0, 1.0)
-    out[..., 3] = np.round(rgba[..., 3] * scale).astype(np.uint8)
-    return out
+    rgba[..., 3] = np.round(rgba[..., 3] * scale).astype(np.uint8)
+    return rgba
 
 
 def fields_geojson(layer: gpd.GeoDataFrame, tile: morecantile.Tile) -> dict[str, Any]:
