@@ -7,7 +7,7 @@ On one 512 px synthetic scene (the region job's read window: 64 patches) with th
   greedy loop instead of generate);
 - engine as the region job runs it: two tiles' patches in batches of 128 (the model actor's cross-tile
   batching; MapConfig.batch_size 128); the ratios are this row's.
-Reported: patches/s (median of 3 runs after a warm-up, naive too), ratios to naive and to before, whether every patch's RRLE equals naive's, and the
+Reported: patches/s (median of 3 rounds after a warm-up, naive too; each round runs every setting in turn), ratios to naive and to before, whether every patch's RRLE equals naive's, and the
 prefill tokens per patch against the patch-specific part of a prompt (goal: <= +10 %), and what keeping
 each token's probability (per-field confidence, magseg.confidence) costs: the model stage's time with it
 over the time without (goal: <= 1.1).
@@ -31,7 +31,7 @@ from magseg.model.generate import render_prompts
 from magseg.sources import list_scenes
 from magseg.synth import write_dataset
 
-#: Timed runs of each engine setting (after one warm-up); the median is reported.
+#: Rounds of timed runs (each round times every setting once, after one warm-up); medians are reported.
 REPEATS = 3
 
 
@@ -69,63 +69,77 @@ def _specific_tokens(predictor: Predictor, image: np.ndarray) -> int:
     return len(tok(text[text.index("Patch <box>") :], add_special_tokens=False)["input_ids"])
 
 
+class _Setting:
+    """One engine setting on its own predictor, warmed up; ``once`` times one pass over the images."""
+
+    def __init__(self, label: str, batch: int, share: bool, images: list[np.ndarray], *, lean: bool = True,
+                 scores: bool = True) -> None:  # fmt: skip
+        self.label, self.images = label, images
+        self.predictor = Predictor.from_pretrained(BUNDLED_MODEL, batch_size=batch)
+        engine = self.predictor.engine
+        engine.share_prefix, engine.scores, engine.lean = share, scores, lean  # type: ignore[attr-defined]
+        self.predictor.predict(images[0])  # warm up (first-call allocations)
+        engine.prefill_tokens = engine.prompt_tokens = 0  # type: ignore[attr-defined]
+        self.times: list[float] = []
+        self.texts: list[str] = []
+        self.patches = 0
+
+    def once(self) -> None:
+        t0 = time.perf_counter()
+        preds = self.predictor.predict_many(self.images)
+        self.times.append(time.perf_counter() - t0)
+        self.texts, self.patches = preds[0].texts, sum(p.n_patches for p in preds)
+
+    def row(self, naive_texts: list[str]) -> dict[str, object]:
+        engine, runs = self.predictor.engine, len(self.times)
+        return {
+            "bench": self.label,
+            "patches": self.patches,
+            "patches_per_s": round(self.patches / float(np.median(self.times)), 1),
+            "same_as_naive": self.texts == naive_texts,
+            "prefill_tokens_per_patch": round(engine.prefill_tokens / self.patches / runs, 1),  # type: ignore[attr-defined]
+            "prompt_tokens_per_patch": round(engine.prompt_tokens / self.patches / runs, 1),  # type: ignore[attr-defined]
+        }
+
+
 def run(quick: bool = False) -> list[dict[str, object]]:
     torch.set_num_threads(int(os.environ.get("MAGSEG_BENCH_THREADS", "2")))
     work = Path(tempfile.mkdtemp(prefix="enginebench"))
     try:
         scenes = _scenes(work, 2)
         scene = scenes[0]
-        rows: list[dict[str, object]] = []
         naive_p = Predictor.from_pretrained(BUNDLED_MODEL, batch_size=1)
-        _naive(naive_p, scene)  # warm up, as every engine row is
-        naive_runs = [_naive(naive_p, scene) for _ in range(REPEATS)]
-        naive_texts, naive_s = naive_runs[0][0], float(np.median([s for _, s in naive_runs]))
-        n = len(naive_texts)
-        naive_rate = n / naive_s
-        rows.append(
-            {"bench": "naive: generate per patch", "patches": n, "patches_per_s": round(naive_rate, 1)}
-        )
-
-        def measured(
-            label: str,
-            batch: int,
-            share: bool,
-            images: list[np.ndarray],
-            lean: bool = True,
-            scores: bool = True,
-        ) -> dict[str, object]:
-            predictor = Predictor.from_pretrained(BUNDLED_MODEL, batch_size=batch)
-            predictor.engine.share_prefix = share  # type: ignore[attr-defined]
-            predictor.engine.scores = scores  # type: ignore[attr-defined]
-            predictor.engine.lean = lean  # type: ignore[attr-defined]
-            predictor.predict(images[0])  # warm up (first-call allocations)
-            engine = predictor.engine
-            engine.prefill_tokens = engine.prompt_tokens = 0  # type: ignore[attr-defined]
-            times = []
-            for _ in range(REPEATS):
-                t0 = time.perf_counter()
-                preds = predictor.predict_many(images) if len(images) > 1 else [predictor.predict(images[0])]
-                times.append(time.perf_counter() - t0)
-            seconds = float(np.median(times))
-            patches = sum(p.n_patches for p in preds)
-            return {
-                "bench": label,
-                "patches": patches,
-                "patches_per_s": round(patches / seconds, 1),
-                "same_as_naive": preds[0].texts == naive_texts,
-                "prefill_tokens_per_patch": round(engine.prefill_tokens / patches / REPEATS, 1),  # type: ignore[attr-defined]
-                "prompt_tokens_per_patch": round(engine.prompt_tokens / patches / REPEATS, 1),  # type: ignore[attr-defined]
+        _naive(naive_p, scene)  # warm up, as every engine setting is
+        settings = [
+            _Setting("before: batches of 16, generate, no sharing", 16, False, [scene], lean=False),
+            _Setting("engine: batches of 64, shared prefix, lean loop", 64, True, [scene]),
+            _Setting("engine as the region job runs it: 2 tiles a call, batches of 128", 128, True, scenes),
+            _Setting(
+                "the same without token probabilities (no per-field confidence)",
+                128,
+                True,
+                scenes,
+                scores=False,
+            ),  # fmt: skip
+        ]
+        # rounds interleave every setting, naive included, so a machine that speeds up or slows down
+        # mid-run moves all of them alike and the ratios stay fair; each figure is its median round
+        naive_times: list[float] = []
+        for _ in range(REPEATS):
+            naive_texts, seconds = _naive(naive_p, scene)
+            naive_times.append(seconds)
+            for setting in settings:
+                setting.once()
+        naive_rate = len(naive_texts) / float(np.median(naive_times))
+        rows: list[dict[str, object]] = [
+            {
+                "bench": "naive: generate per patch",
+                "patches": len(naive_texts),
+                "patches_per_s": round(naive_rate, 1),
             }
-
-        before = measured("before: batches of 16, generate, no sharing", 16, False, [scene], lean=False)
-        rows.append(before)
-        now = measured("engine: batches of 64, shared prefix, lean loop", 64, True, [scene])
-        rows.append(now)
-        job = measured("engine as the region job runs it: 2 tiles a call, batches of 128", 128, True, scenes)
-        rows.append(job)
-        bare = measured("the same without token probabilities (no per-field confidence)", 128, True, scenes,
-                        scores=False)  # fmt: skip
-        rows.append(bare)
+        ]
+        before, now, job, bare = (setting.row(naive_texts) for setting in settings)
+        rows += [before, now, job, bare]
         specific = _specific_tokens(naive_p, scene)
         rows.append(
             {

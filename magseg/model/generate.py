@@ -196,27 +196,33 @@ class HFEngine:
 def scored_rows(tokenizer: Any, rows: list[list[int]], probs: list[list[float]] | None) -> list[Scored]:
     """Completions from generated ids (stop token included) and, when given, each token's probability.
 
-    Each token's text span is found from the decoded length of every prefix of its row (one
-    batch_decode call), so a token that writes half a character or nothing still lands where it belongs.
+    Each token's text span is its end offset in the row's decoded text. A row whose tokens decode one by
+    one into exactly its text (RRLE's vocabulary: whole words and digits) takes the offsets from those
+    pieces, each id decoded once per call; any other row (a token that writes half a character, a space
+    the tokenizer merges) decodes every prefix of itself, so such a token still lands where it belongs.
     """
+    texts = tokenizer.batch_decode(rows, skip_special_tokens=True)
     if probs is None:
-        texts = tokenizer.batch_decode(rows, skip_special_tokens=True)
         return [Scored(t, len(ids), None) for t, ids in zip(texts, rows, strict=True)]
     special = set(tokenizer.all_special_ids)
-    prefixes = tokenizer.batch_decode(
-        [ids[: k + 1] for ids in rows for k in range(len(ids))], skip_special_tokens=True
-    )
+    pieces: dict[int, str] = {}
     out: list[Scored] = []
-    at = 0
-    for ids, row_probs in zip(rows, probs, strict=True):
-        texts = prefixes[at : at + len(ids)]
-        at += len(ids)
-        text = texts[-1] if texts else ""
-        spans = tuple(
-            (min(len(t), len(text)), float(q))
-            for i, t, q in zip(ids, texts, row_probs, strict=True)
-            if i not in special
-        )
+    for ids, row_probs, text in zip(rows, probs, texts, strict=True):
+        written = [(i, q) for i, q in zip(ids, row_probs, strict=True) if i not in special]
+        for i, _ in written:
+            if i not in pieces:
+                pieces[i] = tokenizer.decode([i], skip_special_tokens=True)
+        if "".join(pieces[i] for i, _ in written) == text:
+            ends, at = [], 0
+            for i, _ in written:
+                at += len(pieces[i])
+                ends.append(at)
+        else:
+            prefixes = tokenizer.batch_decode(
+                [ids[: k + 1] for k in range(len(ids))], skip_special_tokens=True
+            )
+            ends = [min(len(t), len(text)) for i, t in zip(ids, prefixes, strict=True) if i not in special]
+        spans = tuple((end, float(q)) for end, (_, q) in zip(ends, written, strict=True))
         out.append(Scored(text, len(ids), spans))
     return out
 

@@ -98,3 +98,35 @@ def test_lean_greedy_loop_writes_what_generate_writes(tmp_path: Path) -> None:
     lengths = set((reference != engine.pad_token_id).sum(dim=1).tolist())
     assert len(lengths) > 1  # rows ended at different steps
     assert processor.batch_decode(reference, skip_special_tokens=True) == engine.generate(requests)
+
+
+def _prefix_spans(tok: object, ids: list[int]) -> tuple[str, list[int]]:
+    """The slow, always-right spans: every prefix of the row decoded."""
+    special = set(tok.all_special_ids)  # type: ignore[attr-defined]
+    prefixes = tok.batch_decode([ids[: k + 1] for k in range(len(ids))], skip_special_tokens=True)  # type: ignore[attr-defined]
+    text = prefixes[-1] if prefixes else ""
+    return text, [min(len(t), len(text)) for i, t in zip(ids, prefixes, strict=True) if i not in special]
+
+
+def test_scored_rows_spans_match_prefix_decoding() -> None:
+    """Token end offsets from per-token pieces equal those of decoding every prefix, byte tokens included."""
+    from transformers import AutoTokenizer
+
+    from magseg.bundled import BUNDLED_MODEL
+    from magseg.model.generate import scored_rows
+
+    tok = AutoTokenizer.from_pretrained(BUNDLED_MODEL)
+    rrle = tok("field *7| tree *3, background *5\n", add_special_tokens=False)["input_ids"]
+    accented = tok("é ü 田", add_special_tokens=False)["input_ids"]
+    byte_ids = accented[:2]  # byte-level BPE: "é" is two tokens, neither a character alone
+    assert tok.decode(byte_ids) == "é" and tok.decode(byte_ids[:1]) != "é"
+    stop = tok.convert_tokens_to_ids("<end_of_turn>")
+    rows = [rrle + [stop], accented + [stop], rrle[:3] + byte_ids + rrle[3:], [byte_ids[0]], []]
+    probs = [[0.5 + k / 100 for k in range(len(r))] for r in rows]
+    for row, p, scored in zip(rows, probs, scored_rows(tok, rows, probs), strict=True):
+        text, ends = _prefix_spans(tok, row)
+        assert scored.text == text and scored.tokens == len(row)
+        assert scored.tokens_text is not None
+        assert [e for e, _ in scored.tokens_text] == ends
+        kept = [q for i, q in zip(row, p, strict=True) if i not in set(tok.all_special_ids)]
+        assert [q for _, q in scored.tokens_text] == kept
