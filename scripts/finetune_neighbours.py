@@ -90,6 +90,12 @@ def main() -> None:
         "--train-vision", action="store_true", help="train the vision tower too (default: frozen)"
     )
     ap.add_argument(
+        "--vision-lr-scale",
+        type=float,
+        default=1.0,
+        help="with --train-vision: the tower + projector learn at --lr x this",
+    )
+    ap.add_argument(
         "--naip-per-tile", type=int, default=48, help="samples drawn from each NAIP training tile"
     )
     ap.add_argument(
@@ -108,7 +114,7 @@ def main() -> None:
     w.mkdir(parents=True, exist_ok=True)
     if not (w / "synth").exists():
         seed = tiny.TRAIN_SEED if args.seed is None else args.seed
-        if seed in (tiny.HELDOUT_SEED, 51):
+        if seed in (tiny.HELDOUT_SEED, 98, 51):  # held-out 4 and 12 scenes, calibration
             raise SystemExit(f"seed {seed} is a held-out or calibration seed; train on another")
         write_dataset(w / "synth", args.scenes, 512, 0.5, seed)
     sources = [w / "synth"]
@@ -135,6 +141,7 @@ def main() -> None:
                 "logging_steps": 50,
                 "save_steps": 250,
                 "freeze_vision": not args.train_vision,
+                "vision_lr_scale": args.vision_lr_scale,
             },
         }
     )

@@ -58,12 +58,16 @@ def load_for_training(path: str | Path, config: TrainConfig) -> tuple[Any, Any]:
     return load_model(Path(path).resolve(), dtype=dtype, trainable=True)
 
 
+def vision_parameters(model: Any) -> list[torch.nn.Parameter]:
+    """The parameters of the vision tower and the projector (a PEFT wrapper is looked through)."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return [p for m in (inner.model.vision_tower, inner.model.multi_modal_projector) for p in m.parameters()]
+
+
 def freeze_vision(model: Any) -> None:
     """Keep the vision tower and projector as loaded (e.g. after pre-alignment): only the LM trains."""
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    for module in (inner.model.vision_tower, inner.model.multi_modal_projector):
-        for p in module.parameters():
-            p.requires_grad_(False)
+    for p in vision_parameters(model):
+        p.requires_grad_(False)
 
 
 def train_and_save(trainer: Trainer, config: TrainConfig, out: Path) -> Path:

@@ -46,6 +46,9 @@ class SFTSettings:
     save_steps: int = 500
     gradient_checkpointing: bool = False
     freeze_vision: bool = False  # keep the vision tower + projector as given (e.g. after alignment)
+    # the vision tower + projector learn at learning_rate x this (full fine-tuning; 1: one rate for all): a
+    # tower that has learnt what it sees can move slowly while the language model adapts
+    vision_lr_scale: float = 1.0
 
 
 @dataclass

@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import torch
 from transformers import TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
+from magseg.errors import InputError
 from magseg.train.common import (
     device_args,
     freeze_vision,
@@ -16,6 +19,7 @@ from magseg.train.common import (
     load_split,
     lora_config,
     train_and_save,
+    vision_parameters,
 )
 from magseg.train.config import TrainConfig
 
@@ -50,6 +54,38 @@ def sft_args(config: TrainConfig, output_dir: str | os.PathLike[str]) -> SFTConf
     )
 
 
+class MagsegSFTTrainer(SFTTrainer):
+    """TRL's SFTTrainer with one addition: the vision tower + projector may learn at a scaled rate.
+
+    The optimizer TRL builds is kept (its class, decay groups, options); only each group's vision
+    parameters move to a twin group whose rate is scaled, before any step, so the scheduler scales both.
+    """
+
+    def __init__(self, *args: Any, vision_lr_scale: float = 1.0, **kwargs: Any) -> None:
+        self.vision_lr_scale = vision_lr_scale
+        super().__init__(*args, **kwargs)
+
+    def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
+        optimizer = super().create_optimizer(model)
+        if self.vision_lr_scale == 1.0 or getattr(optimizer, "magseg_vision_scaled", False):
+            return optimizer  # the base class hands back the optimizer it built before: scale it once
+        vision = {id(p) for p in vision_parameters(self.model if model is None else model)}
+        groups = []
+        for group in optimizer.param_groups:
+            options = {k: v for k, v in group.items() if k != "params"}
+            fast = [p for p in group["params"] if id(p) not in vision]
+            slow = [p for p in group["params"] if id(p) in vision]
+            groups += [{**options, "params": fast}] if fast else []
+            groups += (
+                [{**options, "params": slow, "lr": options["lr"] * self.vision_lr_scale}] if slow else []
+            )
+        optimizer.param_groups = []
+        for group in groups:
+            optimizer.add_param_group(group)
+        optimizer.magseg_vision_scaled = True  # type: ignore[attr-defined]
+        return optimizer
+
+
 def build_sft_trainer(
     config: TrainConfig,
     output_dir: str | os.PathLike[str] | None = None,
@@ -61,7 +97,11 @@ def build_sft_trainer(
     if config.sft.freeze_vision:
         freeze_vision(model)
     eval_ds = load_split(config, COLUMNS, config.eval_split) if config.eval_split else None
-    return SFTTrainer(
+    if config.sft.vision_lr_scale <= 0:
+        raise InputError(
+            f"sft.vision_lr_scale must be > 0, got {config.sft.vision_lr_scale}; freeze the tower with sft.freeze_vision"
+        )
+    return MagsegSFTTrainer(
         model=model,
         args=sft_args(config, out),
         train_dataset=load_split(config, COLUMNS),
@@ -69,6 +109,7 @@ def build_sft_trainer(
         processing_class=processor,
         peft_config=lora_config(config.lora),
         callbacks=list(callbacks or []),
+        vision_lr_scale=config.sft.vision_lr_scale,
     )
 
 

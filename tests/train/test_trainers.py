@@ -102,3 +102,29 @@ def test_full_fine_tuning_from_scratch(tiny_model: Path, tiny_samples: Path, tmp
     assert spy.trainable and not any(
         "vision_tower" in n or "multi_modal_projector" in n for n in spy.trainable
     )
+
+
+def test_vision_tower_can_learn_at_a_scaled_rate(tiny_model: Path, tiny_samples: Path, tmp_path: Path) -> None:
+    """Full fine-tuning with sft.vision_lr_scale: the tower + projector get that share of the rate, the
+    language model the full rate, and every trainable parameter is in exactly one group."""
+    from magseg.train.common import vision_parameters
+    from magseg.train.sft import build_sft_trainer
+
+    cfg = config_from_dict(
+        {
+            "model": str(tiny_model),
+            "data": str(tiny_samples),
+            "lora": {"enabled": False},
+            "sft": {"max_steps": 1, "batch_size": 2, "learning_rate": 1e-3, "vision_lr_scale": 0.1},
+        }
+    )
+    trainer = build_sft_trainer(cfg, tmp_path / "sft")
+    optimizer = trainer.create_optimizer()
+    vision = {id(p) for p in vision_parameters(trainer.model)}
+    rates = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    trainable = [p for p in trainer.model.parameters() if p.requires_grad]
+    assert len(rates) == sum(len(g["params"]) for g in optimizer.param_groups) == len(trainable)
+    assert vision and all(rates[i] == pytest.approx(1e-4) for i in vision)
+    assert all(r == pytest.approx(1e-3) for i, r in rates.items() if i not in vision)
+    trainer.train()  # the scheduler takes both rates along
+    assert {round(g["initial_lr"], 8) for g in optimizer.param_groups} == {1e-3, 1e-4}
