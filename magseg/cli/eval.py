@@ -75,6 +75,12 @@ import click
     default=None,
     help="Write the reliability diagram (PNG) of the model's per-field confidence on these scenes here.",
 )
+@click.option(
+    "--class-bias",
+    default=None,
+    help="Logit bias per class name for greedy decoding, e.g. 'tree=1,well=3' ('none': no bias; default: the "
+    "model card's decoding.class_bias). Tune it on scenes you will not report on.",
+)
 def command(
     model_path: Path | None,
     data_path: Path,
@@ -93,6 +99,7 @@ def command(
     device: str | None,
     fit_confidence: Path | None,
     reliability_path: Path | None,
+    class_bias: str | None,
 ) -> None:
     """Evaluate a model on labelled scenes: per-class instance metrics, mean DICE, decode validity,
     tokens per patch and patches/s, with and without refinement, beside two baselines ("field"
@@ -129,8 +136,31 @@ def command(
         context_size=context_size,
         crop_size=crop_size,
         with_crop=with_crop,
+        class_bias=parse_class_bias(class_bias),
     )
     if reliability_path is not None and report.get("confidence"):
         fields = Reliability(**report["confidence"]["fields"])
         reliability_png(fields, reliability_path, title=f"fields, {report['n_scenes']} held-out scenes")
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
+
+
+def parse_class_bias(text: str | None) -> dict[str, float] | None:
+    """'tree=1,well=3' -> {'tree': 1.0, 'well': 3.0}; 'none' -> {}; None -> None (the model card's)."""
+    from magseg.errors import InputError
+
+    if text is None:
+        return None
+    if text.strip().lower() == "none":
+        return {}
+    bias: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        try:
+            bias[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise InputError(
+                f"--class-bias {text!r}: write CLASS=NUMBER pairs separated by commas, e.g. tree=1,well=3"
+            )
+    return bias

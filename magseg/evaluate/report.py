@@ -136,8 +136,10 @@ def format_report(report: dict[str, Any]) -> str:
     cfg = report["config"]
     crop = f"crop {cfg['crop_size'] or cfg['patch']} px" if cfg["with_crop"] else "no crop"
     measured = "from output ids" if report["tokens_measured"] else "re-tokenised from text"
+    bias = report.get("class_bias") or {}
+    biased = ", class bias " + " ".join(f"{k} {v:+g}" for k, v in bias.items()) if bias else ""
     head = [
-        f"model {report['model']} (p={cfg['patch']}, g={cfg['grid']}, context {cfg['context_size']} px, {crop})",
+        f"model {report['model']} (p={cfg['patch']}, g={cfg['grid']}, context {cfg['context_size']} px, {crop}{biased})",
         f"data {report['data']}: {report['n_scenes']} scenes, {report['n_patches']} patches; "
         f"boundary: {report['boundary']}",
         f"decode valid {report['decode_valid_rate']:.1%}, {report['tokens_per_patch']:.1f} tokens/patch "

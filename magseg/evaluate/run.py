@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from magseg.evaluate.baselines import (
 )
 from magseg.evaluate.scoring import MethodScores
 from magseg.inference import ModelFormat, Predictor
+from magseg.inference.meta import read_class_bias
 from magseg.metrics import mean_dice
 from magseg.metrics.seams import SeamCounts
 from magseg.model import resolve_model_path
@@ -324,12 +325,13 @@ def run_eval(
     device: str | None = None,
     log: Progress | None = None,
     fit_confidence: str | os.PathLike[str] | None = None,
+    class_bias: Mapping[str, float] | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Evaluate a model folder (default: the bundled one) on a labelled-scene folder; see evaluate_scenes.
 
     ``overrides`` (patch, grid, context_size, crop_size, with_crop; None = as recorded with the model)
-    apply to ``model`` and ``compare`` alike.
+    apply to ``model`` and ``compare`` alike; ``class_bias`` (None: the model card's) to ``model`` only.
     """
     model_path = Path(model) if model is not None else BUNDLED_MODEL
     _check_model(model_path, "model")
@@ -344,7 +346,7 @@ def run_eval(
     boundary = boundary_choice(boundary)
     boundary_model = load_boundary_model(boundary) if boundary is not None else None
     kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "batch_size": batch_size, "device": device}
-    predictor = Predictor.from_pretrained(model_path, **kwargs, **overrides)
+    predictor = Predictor.from_pretrained(model_path, **kwargs, class_bias=class_bias, **overrides)
     other = Predictor.from_pretrained(compare, **kwargs, **overrides) if compare is not None else None
     first = refs[0].load()
     classifier, fitted_on = fit_baseline_classifier(
@@ -362,6 +364,7 @@ def run_eval(
         fit_confidence=fit_confidence,
     )
     report["data"] = str(data_path)
+    report["class_bias"] = class_bias if class_bias is not None else read_class_bias(model_path)
     report["boundary"] = boundary_label(boundary_model, boundary)
     report["baselines"]["pixel_classifier"]["fitted_on"] = fitted_on
     return report

@@ -65,13 +65,8 @@ def _from_training(folder: Path) -> dict[str, Any] | None:
     return config if isinstance(config, dict) else None
 
 
-def read_model_meta(model_dir: str | os.PathLike[str]) -> ModelFormat | None:
-    """The sample format recorded with a model, or None when the folder records none.
-
-    Looks for magseg.json in the folder, then in the base model of an adapter folder; failing that, for
-    a finished training run's train_config.yaml pointing at a samples folder (its samples.json). A
-    checkpoint-N folder also looks in its run folder (the parent).
-    """
+def _candidates(model_dir: str | os.PathLike[str]) -> list[Path]:
+    """Where a model's card may be: its folder, an adapter's base model, a checkpoint's run folder."""
     folder = Path(model_dir)
     candidates = [folder]
     adapter_cfg = folder / "adapter_config.json"
@@ -81,12 +76,39 @@ def read_model_meta(model_dir: str | os.PathLike[str]) -> ModelFormat | None:
             candidates.append(Path(base))
     if folder.name.startswith("checkpoint-"):
         candidates.append(folder.parent)
+    return candidates
+
+
+def read_model_meta(model_dir: str | os.PathLike[str]) -> ModelFormat | None:
+    """The sample format recorded with a model, or None when the folder records none.
+
+    Looks for magseg.json in the folder, then in the base model of an adapter folder; failing that, for
+    a finished training run's train_config.yaml pointing at a samples folder (its samples.json). A
+    checkpoint-N folder also looks in its run folder (the parent).
+    """
+    candidates = _candidates(model_dir)
     for reader in (_from_card, _from_training):
         for cand in candidates:
             values = reader(cand)
             if values is not None:
                 return ModelFormat.from_dict(values)
     return None
+
+
+def read_class_bias(model_dir: str | os.PathLike[str]) -> dict[str, float]:
+    """The per-class logit bias the model's card asks greedy decoding to use ({} when none: the model's own
+    argmax). It is tuned on calibration scenes after training (``magseg eval --class-bias``) and lives in
+    magseg.json under ``decoding.class_bias``, so eval, mapping and serve decode the model alike."""
+    for cand in _candidates(model_dir):
+        card = cand / META_NAME
+        if card.is_file():
+            _from_card(cand)  # the same checks as the format
+            decoding = json.loads(card.read_text()).get("decoding") or {}
+            bias = (decoding.get("class_bias") or {}) if isinstance(decoding, dict) else None
+            if not isinstance(bias, dict) or not all(isinstance(v, int | float) for v in bias.values()):
+                raise InputError(f"{card}: decoding.class_bias must map class names to numbers; fix the card")
+            return {str(k): float(v) for k, v in bias.items()}
+    return {}
 
 
 def resolve_config(model_dir: str | os.PathLike[str], **overrides: Any) -> tuple[ModelFormat, str]:

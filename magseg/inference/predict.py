@@ -17,9 +17,9 @@ from magseg.codec import DecodeReport, cell_scores, decode, encode, grid_to_mask
 from magseg.errors import InputError
 from magseg.format import ModelFormat, encode_jpeg
 from magseg.inference.engine import CountingHFEngine, Engine, generate_scored
-from magseg.inference.meta import resolve_config
+from magseg.inference.meta import read_class_bias, resolve_config
 from magseg.inference.neighbours import Edges, first_pass, merge_passes, second_pass_edges
-from magseg.model.generate import Request, Scored
+from magseg.model.generate import Request, Scored, class_logit_bias
 from magseg.patches import PatchLayout, stitch, window_origin
 from magseg.prompts import PatchSpec, user_turn
 
@@ -277,15 +277,24 @@ class Predictor:
         max_new_tokens: int | None = None,
         batch_size: int = 8,
         device: str | None = None,
+        class_bias: Mapping[str, float] | None = None,
         **overrides: Any,
     ) -> Predictor:
-        """Load a local model (or LoRA folder); its magseg.json sets the format, ``overrides`` win."""
+        """Load a local model (or LoRA folder); its magseg.json sets the format and the decoding's class
+        bias (``class_bias`` given wins; {} decodes with none), ``overrides`` win over the format."""
         from magseg.model import load_model
 
         config, _ = resolve_config(model_path, **overrides)
         model, processor = load_model(model_path, device=device)
         limit = max_new_tokens or default_max_new_tokens(processor, config.grid)
-        engine = CountingHFEngine(model, processor, max_new_tokens=limit, batch_size=batch_size)
+        bias = read_class_bias(model_path) if class_bias is None else class_bias
+        engine = CountingHFEngine(
+            model,
+            processor,
+            max_new_tokens=limit,
+            batch_size=batch_size,
+            logit_bias=class_logit_bias(processor.tokenizer, bias),
+        )
         return cls(engine, config, processor, name=str(model_path))
 
     @classmethod
@@ -300,7 +309,8 @@ class Predictor:
         config, _ = resolve_config(model_path, **overrides)
         processor = AutoProcessor.from_pretrained(os.fspath(model_path))
         limit = max_new_tokens or default_max_new_tokens(processor, config.grid)
-        engine = VLLMEngine(model_path, processor, max_new_tokens=limit)
+        bias = class_logit_bias(processor.tokenizer, read_class_bias(model_path))
+        engine = VLLMEngine(model_path, processor, max_new_tokens=limit, logit_bias=bias)
         return cls(engine, config, processor, name=str(model_path))
 
     @classmethod

@@ -38,6 +38,7 @@ class VLLMEngine:
         max_new_tokens: int = 512,
         gpu_memory_utilization: float = 0.85,
         max_model_len: int | None = None,
+        logit_bias: dict[int, float] | None = None,
     ) -> None:
         try:
             from vllm import LLM, SamplingParams
@@ -53,9 +54,14 @@ class VLLMEngine:
             max_model_len=max_model_len,
             limit_mm_per_prompt={"image": 2},
         )
-        # logprobs=0: each step reports the chosen token's log-probability only (per-field confidence)
+        # logprobs=0: each step reports the chosen token's log-probability only (per-field confidence), as
+        # the model gave it (vLLM's raw logprobs, before the class bias of the model card moves the choice)
         self.params = SamplingParams(
-            temperature=0.0, max_tokens=max_new_tokens, stop=["<end_of_turn>"], logprobs=0
+            temperature=0.0,
+            max_tokens=max_new_tokens,
+            stop=["<end_of_turn>"],
+            logprobs=0,
+            logit_bias=logit_bias or None,
         )
 
     def _prompts(self, batch: Sequence[Request]) -> list[dict[str, Any]]:

@@ -43,12 +43,14 @@ def greedy_ids(
     pixel_values: torch.Tensor | None = None,
     cache: Any = None,
     with_probs: bool = True,
+    logit_bias: torch.Tensor | None = None,
 ) -> Greedy:
     """The generated ids (B, max_new_tokens) of the prompts ``ids`` (B, L) and the probability of each.
 
     ``cache`` holds the KV of the first ``cache.get_seq_length()`` positions of every row (a shared prefix,
     magseg.model.prefix); ``pixel_values`` are then the images of the uncached part only. Without
-    ``with_probs`` no softmax is taken (``probs`` is None).
+    ``with_probs`` no softmax is taken (``probs`` is None). ``logit_bias`` (V,) is added to the logits the
+    argmax reads (class_logit_bias); a token's probability stays the model's own, unbiased.
     """
     key = cache_keyword(model)
     cached = cache.get_seq_length() if cache is not None else 0
@@ -69,7 +71,7 @@ def greedy_ids(
     probs = torch.zeros((rows, max_new_tokens), dtype=torch.float32, device=ids.device)
     stops = torch.tensor(list(stop_ids), device=ids.device)
     active = torch.arange(rows, device=ids.device)
-    token, prob = _pick(out.logits[:, -1], with_probs)
+    token, prob = _pick(out.logits[:, -1], with_probs, logit_bias)
     position = positions[:, -1]
     for step in range(max_new_tokens):
         result[active, step] = token
@@ -94,7 +96,7 @@ def greedy_ids(
             **{key: cache},
         )
         cache = getattr(out, key)
-        token, prob = _pick(out.logits[:, -1], with_probs)
+        token, prob = _pick(out.logits[:, -1], with_probs, logit_bias)
     return Greedy(result, probs if with_probs else None)
 
 
@@ -121,9 +123,14 @@ def _step_masks(model: Any, mask: torch.Tensor) -> Any:
     return dict.fromkeys(types, padded)
 
 
-def _pick(logits: torch.Tensor, with_prob: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The argmax token of each row and, when asked, its probability (the largest softmax value)."""
-    token = logits.argmax(-1)  # generate's greedy choice, ties to the first id
+def _pick(
+    logits: torch.Tensor, with_prob: bool, bias: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The argmax token of each row (of the biased logits when a bias is given) and, when asked, the
+    probability the model gave it (its softmax value; the largest one without a bias)."""
+    token = (logits if bias is None else logits + bias).argmax(
+        -1
+    )  # generate's greedy choice, ties to the first id
     if not with_prob:
         return token, None
     prob = logits.float().softmax(-1).gather(-1, token[:, None]).squeeze(-1)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import torch
 from PIL import Image
 from trl.data_utils import prepare_multimodal_messages
 
+from magseg.classes import CLASSES
+from magseg.errors import InputError
 from magseg.model.decode import Greedy, greedy_ids
 from magseg.model.prefix import cache_keyword, split_prompts
 
@@ -62,6 +64,7 @@ class HFEngine:
         share_prefix: bool = True,
         lean: bool = True,
         scores: bool = True,
+        logit_bias: Mapping[int, float] | None = None,
     ) -> None:
         self.model = model
         self.processor = processor
@@ -79,6 +82,8 @@ class HFEngine:
             lean  # greedy: magseg.model.decode's loop instead of generate (same tokens, less per step)
         )
         self.scores = scores  # keep each written token's probability (magseg.confidence's signal)
+        # token id -> a bias added to its logit before the choice (class_logit_bias); None: the model's own
+        self.logit_bias = dict(logit_bias) if logit_bias else None
         self.prefill_tokens = 0  # prompt tokens prefilled so far (a prefix shared by n requests counts once)
         self.prompt_tokens = 0  # prompt tokens of the requests (what prefill costs without sharing)
 
@@ -86,12 +91,21 @@ class HFEngine:
         sampling: dict[str, Any] = (
             {"do_sample": True, "temperature": self.temperature} if self.do_sample else {"do_sample": False}
         )
+        bias = {"sequence_bias": {(i,): b for i, b in self.logit_bias.items()}} if self.logit_bias else {}
         return {
             "max_new_tokens": self.max_new_tokens,
             "eos_token_id": self.eos_token_id,
             "pad_token_id": self.pad_token_id,
             **sampling,
+            **bias,
         }
+
+    def _bias_tensor(self, logits_size: int, device: Any) -> torch.Tensor | None:
+        if not self.logit_bias:
+            return None
+        bias = torch.zeros(logits_size, device=device)
+        bias[list(self.logit_bias)] = torch.tensor(list(self.logit_bias.values()), device=device)
+        return bias
 
     @torch.inference_mode()
     def _generate_ids(self, batch: Sequence[Request]) -> Greedy:
@@ -146,6 +160,7 @@ class HFEngine:
                 pixel_values=pixels,
                 cache=cache,
                 with_probs=self.scores,
+                logit_bias=self._bias_tensor(self.model.get_output_embeddings().out_features, device),
             )
         extra: dict[str, Any] = {key: cache} if cache is not None else {}
         if types is not None:
@@ -191,6 +206,24 @@ class HFEngine:
     def generate(self, batch: Sequence[Request]) -> list[str]:
         """Completion text (special tokens dropped) for each request, in order."""
         return [text for text, _ in self.generate_counted(batch)]
+
+
+def class_logit_bias(tokenizer: Any, class_bias: Mapping[str, float]) -> dict[int, float]:
+    """Token id -> logit bias for RRLE class names (magseg.classes.CLASSES): each name's tokens as it opens
+    a row and after a separator both get its bias. A positive bias makes greedy decoding name a rare class
+    the model ranks close behind the majority one (logit adjustment for a long-tailed label set)."""
+    bias: dict[int, float] = {}
+    for name, value in class_bias.items():
+        if name not in CLASSES:
+            raise InputError(f"unknown class {name!r} in the class bias; use one of {', '.join(CLASSES)}")
+        for text in (name, " " + name):
+            ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+            if len(ids) != 1:
+                raise InputError(
+                    f"class {name!r} is {len(ids)} tokens as {text!r} to this tokenizer; a bias needs one token"
+                )
+            bias[ids[0]] = float(value)
+    return bias
 
 
 def scored_rows(tokenizer: Any, rows: list[list[int]], probs: list[list[float]] | None) -> list[Scored]:

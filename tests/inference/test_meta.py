@@ -65,3 +65,26 @@ def test_inference_depends_on_nothing_of_training() -> None:
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "magseg.format" in loaded
     assert "magseg.samples" not in loaded and "magseg.train" not in loaded and "magseg.sources" not in loaded
+
+
+def test_class_bias_lives_in_the_card_and_the_eval_flag_parses_it(tmp_path: Path) -> None:
+    """decoding.class_bias is read back (also from a checkpoint's run folder); none recorded is {}; a
+    malformed one, or a malformed --class-bias, is a one-line error."""
+    from magseg.cli.eval import parse_class_bias
+    from magseg.inference.meta import read_class_bias
+
+    assert read_class_bias(tmp_path) == {}
+    write_model_card_meta(
+        tmp_path, SampleConfig(), extra={"decoding": {"class_bias": {"tree": 1, "well": 2.5}}}
+    )
+    assert read_class_bias(tmp_path) == {"tree": 1.0, "well": 2.5}
+    (tmp_path / "checkpoint-10").mkdir()
+    assert read_class_bias(tmp_path / "checkpoint-10") == {"tree": 1.0, "well": 2.5}
+    write_model_card_meta(tmp_path, SampleConfig(), extra={"decoding": {"class_bias": {"tree": "big"}}})
+    with pytest.raises(InputError, match="decoding.class_bias must map class names to numbers"):
+        read_class_bias(tmp_path)
+    assert parse_class_bias("tree=1, well=3") == {"tree": 1.0, "well": 3.0}
+    assert parse_class_bias("none") == {} and parse_class_bias(None) is None
+    for bad in ("tree", "tree=x", "tree:1"):
+        with pytest.raises(InputError, match="CLASS=NUMBER"):
+            parse_class_bias(bad)

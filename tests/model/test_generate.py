@@ -130,3 +130,29 @@ def test_scored_rows_spans_match_prefix_decoding() -> None:
         assert [e for e, _ in scored.tokens_text] == ends
         kept = [q for i, q in zip(row, p, strict=True) if i not in set(tok.all_special_ids)]
         assert [q for _, q in scored.tokens_text] == kept
+
+
+def test_class_bias_names_a_class_more_often_and_keeps_probabilities_unbiased(
+    tiny_model: Path, requests: list
+) -> None:
+    """A logit bias on a class's name tokens changes the greedy choice towards it; no bias changes nothing,
+    and each token's reported probability stays the model's own."""
+    from magseg.errors import InputError
+    from magseg.model.generate import class_logit_bias
+
+    model, processor = load_model(tiny_model)
+    tok = processor.tokenizer
+    bias = class_logit_bias(tok, {"well": 50.0})
+    assert len(bias) == 2 and set(bias.values()) == {50.0}  # "well" and " well"
+    assert tok.decode(sorted(bias)).replace(" ", "") == "wellwell"
+    plain = HFEngine(model, processor, max_new_tokens=24, batch_size=3)
+    unbiased = HFEngine(model, processor, max_new_tokens=24, batch_size=3, logit_bias={})
+    biased = HFEngine(model, processor, max_new_tokens=24, batch_size=3, logit_bias=bias)
+    assert unbiased.generate(requests) == plain.generate(requests)
+    scored = biased.generate_scored(requests)
+    assert all("well" in s.text for s in scored)  # a bias this large names it wherever a name is written
+    assert all(0.0 < q <= 1.0 for s in scored for _, q in s.tokens_text or ())
+    generate_path = HFEngine(model, processor, max_new_tokens=24, batch_size=3, logit_bias=bias, lean=False)
+    assert generate_path.generate(requests) == [s.text for s in scored]  # generate's sequence_bias agrees
+    with pytest.raises(InputError, match="unknown class 'wel'"):
+        class_logit_bias(tok, {"wel": 1.0})

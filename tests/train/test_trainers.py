@@ -104,7 +104,9 @@ def test_full_fine_tuning_from_scratch(tiny_model: Path, tiny_samples: Path, tmp
     )
 
 
-def test_vision_tower_can_learn_at_a_scaled_rate(tiny_model: Path, tiny_samples: Path, tmp_path: Path) -> None:
+def test_vision_tower_can_learn_at_a_scaled_rate(
+    tiny_model: Path, tiny_samples: Path, tmp_path: Path
+) -> None:
     """Full fine-tuning with sft.vision_lr_scale: the tower + projector get that share of the rate, the
     language model the full rate, and every trainable parameter is in exactly one group."""
     from magseg.train.common import vision_parameters
