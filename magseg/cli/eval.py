@@ -153,14 +153,12 @@ def parse_class_bias(text: str | None) -> dict[str, float] | None:
     if text.strip().lower() == "none":
         return {}
     bias: dict[str, float] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        name, sep, value = part.partition("=")
+    for part in filter(str.strip, text.split(",")):
+        name, _, value = part.partition("=")  # no "=": value is "", which is no number either
         try:
             bias[name.strip()] = float(value)
         except ValueError:
-            sep = ""
-        if not sep:
             raise InputError(
                 f"--class-bias {text!r}: write CLASS=NUMBER pairs separated by commas, e.g. tree=1,well=3"
-            )
+            ) from None
     return bias

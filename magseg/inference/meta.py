@@ -38,7 +38,8 @@ def write_model_card_meta(
     return path
 
 
-def _from_card(folder: Path) -> dict[str, Any] | None:
+def _card(folder: Path) -> dict[str, Any] | None:
+    """The parsed magseg.json of ``folder`` (None when it has none), or a one-line error when malformed."""
     card = folder / META_NAME
     if not card.is_file():
         return None
@@ -46,10 +47,14 @@ def _from_card(folder: Path) -> dict[str, Any] | None:
         meta = json.loads(card.read_text())
     except json.JSONDecodeError as exc:
         raise InputError(f"{card}: not valid JSON ({exc}); rewrite it with write_model_card_meta") from exc
-    samples = meta.get("samples") if isinstance(meta, dict) else None
-    if not isinstance(samples, dict):
+    if not isinstance(meta, dict) or not isinstance(meta.get("samples"), dict):
         raise InputError(f"{card}: has no 'samples' mapping; rewrite it with write_model_card_meta")
-    return samples
+    return meta
+
+
+def _from_card(folder: Path) -> dict[str, Any] | None:
+    meta = _card(folder)
+    return None if meta is None else meta["samples"]
 
 
 def _from_training(folder: Path) -> dict[str, Any] | None:
@@ -100,14 +105,16 @@ def read_class_bias(model_dir: str | os.PathLike[str]) -> dict[str, float]:
     argmax). It is tuned on calibration scenes after training (``magseg eval --class-bias``) and lives in
     magseg.json under ``decoding.class_bias``, so eval, mapping and serve decode the model alike."""
     for cand in _candidates(model_dir):
-        card = cand / META_NAME
-        if card.is_file():
-            _from_card(cand)  # the same checks as the format
-            decoding = json.loads(card.read_text()).get("decoding") or {}
-            bias = (decoding.get("class_bias") or {}) if isinstance(decoding, dict) else None
-            if not isinstance(bias, dict) or not all(isinstance(v, int | float) for v in bias.values()):
-                raise InputError(f"{card}: decoding.class_bias must map class names to numbers; fix the card")
-            return {str(k): float(v) for k, v in bias.items()}
+        meta = _card(cand)
+        if meta is None:
+            continue
+        decoding = meta.get("decoding") or {}
+        bias = (decoding.get("class_bias") or {}) if isinstance(decoding, dict) else None
+        if not isinstance(bias, dict) or not all(isinstance(v, int | float) for v in bias.values()):
+            raise InputError(
+                f"{cand / META_NAME}: decoding.class_bias must map class names to numbers; fix the card"
+            )
+        return {str(k): float(v) for k, v in bias.items()}
     return {}
 
 

@@ -11,6 +11,7 @@ magseg.confidence, free beside the forward pass).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -73,6 +74,7 @@ def greedy_ids(
     active = torch.arange(rows, device=ids.device)
     token, prob = _pick(out.logits[:, -1], with_probs, logit_bias)
     position = positions[:, -1]
+    rule = _step_mask_rule(model)
     for step in range(max_new_tokens):
         result[active, step] = token
         if prob is not None:
@@ -90,7 +92,7 @@ def greedy_ids(
         position = position + 1
         out = model(
             input_ids=token[:, None],
-            attention_mask=_step_masks(model, mask),
+            attention_mask=_step_masks(mask, rule),
             position_ids=position[:, None],
             use_cache=True,
             **{key: cache},
@@ -100,27 +102,36 @@ def greedy_ids(
     return Greedy(result, probs if with_probs else None)
 
 
-def _step_masks(model: Any, mask: torch.Tensor) -> Any:
-    """The attention masks of one decode step, built as transformers' SDPA path builds them, or ``mask``.
-
-    Passed as a per-layer-type mapping they spare the model rebuilding them every step (a tenth of a step's
-    time on the tiny model). For one new token every cached key is in the past, so a key is hidden only by
-    padding: no mask at all when there is none (SDPA without a mask, as transformers skips it), else the
-    padding mask. Anything else (another attention implementation, a sliding window the keys reach,
-    other layer types) returns the 2D ``mask`` and transformers builds the masks itself.
-    """
+def _step_mask_rule(model: Any) -> tuple[tuple[str, ...], int] | None:
+    """When decode steps may be handed their attention masks ready-made: (the model's layer types, the key
+    count from which they may not), or None when never (see _step_masks). Read once per decode."""
     text = model.config.get_text_config()
-    types = set(getattr(text, "layer_types", None) or ())
-    window = getattr(text, "sliding_window", None)
+    types = tuple(sorted(set(getattr(text, "layer_types", None) or ())))
+    window: int | None = getattr(text, "sliding_window", None)
     if (
         getattr(text, "_attn_implementation", None) != "sdpa"
         or getattr(text, "use_bidirectional_attention", False)
-        or not types <= {"full_attention", "sliding_attention"}
-        or ("sliding_attention" in types and (window is None or mask.shape[1] >= window))
+        or not set(types) <= {"full_attention", "sliding_attention"}
     ):
+        return None
+    if "sliding_attention" not in types:
+        return types, sys.maxsize
+    return (types, window) if window is not None else None
+
+
+def _step_masks(mask: torch.Tensor, rule: tuple[tuple[str, ...], int] | None) -> Any:
+    """The attention masks of one decode step, built as transformers' SDPA path builds them, or ``mask``.
+
+    Passed as a per-layer-type mapping they spare the model rebuilding them every step. For one new token
+    every cached key is in the past, so a key is hidden only by padding: no mask at all when there is none
+    (SDPA without a mask, as transformers skips it), else the padding mask. Where the rule says no (another
+    attention implementation, other layer types, a sliding window the keys reach) the 2D ``mask`` is passed
+    and transformers builds the masks itself.
+    """
+    if rule is None or mask.shape[1] >= rule[1]:
         return mask
     padded = None if bool(mask.all()) else mask.bool()[:, None, None, :]
-    return dict.fromkeys(types, padded)
+    return dict.fromkeys(rule[0], padded)
 
 
 def _pick(
@@ -128,9 +139,8 @@ def _pick(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The argmax token of each row (of the biased logits when a bias is given) and, when asked, the
     probability the model gave it (its softmax value; the largest one without a bias)."""
-    token = (logits if bias is None else logits + bias).argmax(
-        -1
-    )  # generate's greedy choice, ties to the first id
+    biased = logits if bias is None else logits + bias
+    token = biased.argmax(-1)  # generate's greedy choice, ties to the first id
     if not with_prob:
         return token, None
     prob = logits.float().softmax(-1).gather(-1, token[:, None]).squeeze(-1)

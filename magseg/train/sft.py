@@ -70,18 +70,14 @@ class MagsegSFTTrainer(SFTTrainer):
         if self.vision_lr_scale == 1.0 or getattr(optimizer, "magseg_vision_scaled", False):
             return optimizer  # the base class hands back the optimizer it built before: scale it once
         vision = {id(p) for p in vision_parameters(self.model if model is None else model)}
-        groups = []
-        for group in optimizer.param_groups:
+        groups, optimizer.param_groups = optimizer.param_groups, []
+        for group in groups:
             options = {k: v for k, v in group.items() if k != "params"}
             fast = [p for p in group["params"] if id(p) not in vision]
             slow = [p for p in group["params"] if id(p) in vision]
-            groups += [{**options, "params": fast}] if fast else []
-            groups += (
-                [{**options, "params": slow, "lr": options["lr"] * self.vision_lr_scale}] if slow else []
-            )
-        optimizer.param_groups = []
-        for group in groups:
-            optimizer.add_param_group(group)
+            for params, lr in ((fast, options["lr"]), (slow, options["lr"] * self.vision_lr_scale)):
+                if params:
+                    optimizer.add_param_group({**options, "params": params, "lr": lr})
         optimizer.magseg_vision_scaled = True  # type: ignore[attr-defined]
         return optimizer
 
