@@ -6,7 +6,9 @@
    a rasterio window read, a numpy repeat of the grids, one skimage watershed on a Sobel map, one
    rasterio shapes pass and one pyarrow write.
 2. The Ray Data run (`magseg map`, the bundled model on CPU) at 1x and 4x area: wall time, peak memory of
-   the driver and every Ray process (sampled RSS), and the model stage's patches/s.
+   the driver and every Ray process (sampled RSS), and the model stage's patches/s -- against the same
+   1x run with the model stage as it was before the engine work (engine hf-generate: transformers'
+   generate in batches of 16, no shared prefix; the same tokens), measured in the same run.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -167,8 +170,12 @@ class _PeakRSS:
         self._thread.join()
 
 
-def ray_run(data: Path, bbox: tuple[float, float, float, float], out: Path, label: str) -> dict[str, object]:
-    config = MapConfig(bbox=bbox, stac=str(data), out=str(out), model=str(BUNDLED_MODEL), progress=False)
+def ray_run(
+    data: Path, bbox: tuple[float, float, float, float], out: Path, label: str, **settings: Any
+) -> dict[str, object]:
+    config = MapConfig(
+        bbox=bbox, stac=str(data), out=str(out), model=str(BUNDLED_MODEL), progress=False, **settings
+    )
     t0 = time.perf_counter()
     with _PeakRSS() as rss:
         summary = run_region(config, log=lambda _: None)
@@ -192,8 +199,19 @@ def run(quick: bool = False) -> list[dict[str, object]]:
         small = _region(work, 4, size)  # 1x: 2 x 2 scenes
         large = _region(work, 16, size)  # 4x: 4 x 4 scenes
         rows = [non_model_path(*small, work / "nm1"), non_model_path(*large, work / "nm4")]
-        rows.append(ray_run(*small, work / "ray1", "1x"))
-        rows.append(ray_run(*large, work / "ray4", "4x"))
+        # the model stage as the job ran it before the engine work (issue 11's "today"): transformers'
+        # generate in batches of 16, no shared prefix -- the same tokens, measured in this run
+        before = ray_run(*small, work / "ray0", "1x before", engine="hf-generate", batch_size=16)
+        now, larger = ray_run(*small, work / "ray1", "1x"), ray_run(*large, work / "ray4", "4x")
+        rows += [before, now, larger]
+        base = float(before["model_patches_per_s"])  # type: ignore[arg-type]
+        rows.append(
+            {
+                "bench": "ratios",
+                "model_stage_1x_vs_before": round(float(now["model_patches_per_s"]) / base, 2),  # type: ignore[arg-type]
+                "model_stage_4x_vs_before": round(float(larger["model_patches_per_s"]) / base, 2),  # type: ignore[arg-type]
+            }
+        )
         return rows
     finally:
         shutil.rmtree(work, ignore_errors=True)

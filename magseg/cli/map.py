@@ -22,9 +22,10 @@ import click
 @click.option("--max-cloud", type=float, default=None, help="Largest eo:cloud_cover (percent).")
 @click.option(
     "--engine",
-    type=click.Choice(["hf", "vllm", "truth"]),
+    type=click.Choice(["hf", "hf-generate", "vllm", "truth"]),
     default=None,
-    help="hf (default), vllm (GPU), or truth: a stand-in writing the items' labels as RRLE (drills).",
+    help="hf (default), hf-generate (transformers' generate, no shared prefix: the slow reference), vllm "
+    "(GPU), or truth: a stand-in writing the items' labels as RRLE (drills).",
 )
 @click.option(
     "--boundary",

@@ -322,10 +322,17 @@ class Predictor:
         batch_size: int = 8,
         max_new_tokens: int | None = None,
     ) -> Predictor:
-        """The model behind an engine name: "vllm" (GPU hosts, see from_vllm) or "hf" (from_pretrained)."""
+        """The model behind an engine name: "vllm" (GPU hosts, see from_vllm), "hf" (from_pretrained) or
+        "hf-generate": the hf model decoded by transformers' own generate with no prefix shared (the same
+        greedy tokens, slower: the reference the engine's speed-ups are measured against)."""
         if engine == "vllm":
             return cls.from_vllm(model_path, max_new_tokens=max_new_tokens)
-        return cls.from_pretrained(model_path, batch_size=batch_size, max_new_tokens=max_new_tokens)
+        if engine not in ("hf", "hf-generate"):
+            raise InputError(f"engine {engine!r} is not one of hf, hf-generate, vllm")
+        predictor = cls.from_pretrained(model_path, batch_size=batch_size, max_new_tokens=max_new_tokens)
+        if engine == "hf-generate":
+            predictor.engine.share_prefix = predictor.engine.lean = False  # type: ignore[attr-defined]
+        return predictor
 
     def predict(self, image: np.ndarray) -> ScenePrediction:
         return predict_scene(image, self.engine, self.config, self.processor)

@@ -17,9 +17,11 @@ from magseg.mapping.tile import RefineSettings
 
 __all__ = ["MapConfig", "check_model_dir", "load_map_config"]
 
-#: hf: transformers (CPU or GPU); vllm: GPU hosts; truth: a stand-in that writes the RRLE of the items'
-#: label rasters instead of running a model (scale drills and tests measure the pipeline, not the model).
-ENGINES = ("hf", "vllm", "truth")
+#: hf: transformers (CPU or GPU); hf-generate: the same model through transformers' own generate, no
+#: shared prefix (the reference: the same tokens, slower; benchmarks measure hf against it); vllm: GPU
+#: hosts; truth: a stand-in that writes the RRLE of the items' label rasters instead of running a model
+#: (scale drills and tests measure the pipeline, not the model).
+ENGINES = ("hf", "hf-generate", "vllm", "truth")
 
 
 @dataclass
@@ -34,7 +36,7 @@ class MapConfig:
     datetime: str | None = None  # RFC 3339 instant or interval "start/end"
     max_cloud: float | None = None  # percent
     asset: str = "image"  # the items' RGB asset key
-    engine: str = "hf"  # hf (transformers, CPU or GPU) | vllm (GPU hosts) | truth (stand-in, see ENGINES)
+    engine: str = "hf"  # hf (transformers, CPU or GPU) | hf-generate | vllm (GPU hosts) | truth (see ENGINES)
     truth_asset: str = "labels"  # engine truth: the items' label raster asset ...
     truth_band: int = 2  # ... and its class band (magseg synth writes instance ids in 1, classes in 2)
     boundary: str | None = None  # boundary model folder; None: the bundled one; "none": image fallback

@@ -164,12 +164,15 @@ def two_scenes(tmp_path_factory: pytest.TempPathFactory) -> list[np.ndarray]:
 
 
 def test_shared_prefix_keeps_every_output_and_prefills_once(two_scenes: list[np.ndarray]) -> None:
-    """The bundled model (a trained one: real, varied RRLE) with and without prefix sharing."""
+    """The bundled model (a trained one: real, varied RRLE) with and without prefix sharing; the reference
+    engine (hf-generate: transformers' generate, nothing shared) writes the same tokens."""
     from magseg.bundled import BUNDLED_MODEL
 
-    plain = Predictor.from_pretrained(BUNDLED_MODEL, batch_size=16)
-    plain.engine.share_prefix = False
-    shared = Predictor.from_pretrained(BUNDLED_MODEL, batch_size=16)
+    plain = Predictor.for_engine(BUNDLED_MODEL, "hf-generate", batch_size=16)
+    assert not plain.engine.share_prefix and not plain.engine.lean
+    shared = Predictor.for_engine(BUNDLED_MODEL, "hf", batch_size=16)
+    with pytest.raises(InputError, match="hf-generate"):
+        Predictor.for_engine(BUNDLED_MODEL, "hf-fast")
     for image in two_scenes:
         assert shared.predict(image).texts == plain.predict(image).texts
     prompt, prefill = shared.engine.prompt_tokens, shared.engine.prefill_tokens
