@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -90,9 +91,16 @@ def test_sigkilled_run_resumes_to_the_same_polygons(
     while time.monotonic() < deadline and len(list((out / "tiles").glob("[!.]*.json"))) < 1:
         assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
         time.sleep(0.05)
+    # the whole run dies at once, as on a lost machine: the driver, Ray's GCS, raylet and every worker (a
+    # worker left running would write a tile record after it has been counted)
+    tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
     os.killpg(proc.pid, signal.SIGKILL)
+    for member in tree:
+        with contextlib.suppress(psutil.Error):
+            member.kill()
     proc.wait()
-    # a Ray worker of the killed run may still be finishing a tile: count once the tile records settle
+    psutil.wait_procs(tree, timeout=30)
+    # count once the tile records settle (a record being renamed into place as the kill landed)
     done, settled = -1, time.monotonic() + 30
     while time.monotonic() < settled:
         now = len(list((out / "tiles").glob("[!.]*.json")))
