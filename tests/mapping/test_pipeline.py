@@ -93,7 +93,8 @@ def test_sigkilled_run_resumes_to_the_same_polygons(
         time.sleep(0.05)
     # the whole run dies at once, as on a lost machine: the driver, Ray's GCS, raylet and every worker (a
     # worker left running would write a tile record after it has been counted)
-    tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    driver = psutil.Process(proc.pid)
+    tree = [driver, *driver.children(recursive=True)]
     os.killpg(proc.pid, signal.SIGKILL)
     for member in tree:
         with contextlib.suppress(psutil.Error):
