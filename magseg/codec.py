@@ -4,13 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Literal
 
 import numpy as np
 
-from magseg.classes import CLASSES
+from magseg.classes import CELL_WEIGHTS, CLASSES
 
-__all__ = ["CLASSES", "DecodeReport", "cell_scores", "decode", "encode", "grid_to_mask", "mask_to_grid"]
+__all__ = [
+    "CLASSES",
+    "GRID_METHODS",
+    "DecodeReport",
+    "cell_scores",
+    "decode",
+    "encode",
+    "grid_to_mask",
+    "mask_to_grid",
+]
+
+#: How mask_to_grid gives a cell its class (a model records the one its targets were written with).
+GRID_METHODS: tuple[str, ...] = ("majority", "weighted", "nearest")
 
 RUN_SEP = "| "
 ROW_SEP = "\n "
@@ -217,12 +228,16 @@ def cell_scores(
 
 
 def mask_to_grid(
-    mask: np.ndarray, grid: int | tuple[int, int], method: Literal["majority", "nearest"] = "majority"
+    mask: np.ndarray,
+    grid: int | tuple[int, int],
+    method: str = "majority",
 ) -> np.ndarray:
     """Reduce a class mask (H, W) to a (g, g) grid of cells.
 
-    ``majority`` gives each cell its most frequent class (ties to the lower id); ``nearest`` samples the
-    cell centre (Text4Seg's nearest-neighbour resize). ``g`` equal to the mask size keeps full resolution.
+    ``majority`` gives each cell its most frequent class (ties to the lower id); ``weighted`` does the same
+    with each class's pixels counted by CELL_WEIGHTS (small objects such as wells keep their cell);
+    ``nearest`` samples the cell centre (Text4Seg's nearest-neighbour resize). ``g`` equal to the mask
+    size keeps full resolution.
     """
     arr = np.asarray(mask)
     gh, gw = (grid, grid) if isinstance(grid, int) else grid
@@ -235,15 +250,21 @@ def mask_to_grid(
         ys = ((np.arange(gh) + 0.5) * h / gh).astype(int)
         xs = ((np.arange(gw) + 0.5) * w / gw).astype(int)
         return arr[np.ix_(ys, xs)].astype(np.int64)
-    if method != "majority":
-        raise ValueError(f"unknown method {method!r}: use 'majority' or 'nearest'")
+    if method not in GRID_METHODS:
+        raise ValueError(f"unknown grid method {method!r}: use one of {', '.join(GRID_METHODS)}")
     # cell index of every pixel, then a histogram of classes per cell
     cy = (np.arange(h) * gh // h)[:, None]
     cx = (np.arange(w) * gw // w)[None, :]
     cell = (cy * gw + cx).ravel()
     n_cls = int(arr.max()) + 1
     hist = np.bincount(cell * n_cls + arr.ravel().astype(np.int64), minlength=gh * gw * n_cls)
-    return hist.reshape(gh * gw, n_cls).argmax(axis=1).reshape(gh, gw).astype(np.int64)
+    votes = hist.reshape(gh * gw, n_cls).astype(np.float64)
+    if method == "weighted":
+        weights = np.ones(n_cls)
+        known = min(n_cls, len(CELL_WEIGHTS))
+        weights[:known] = CELL_WEIGHTS[:known]
+        votes *= weights
+    return votes.argmax(axis=1).reshape(gh, gw).astype(np.int64)
 
 
 def grid_to_mask(grid: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:

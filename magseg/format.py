@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from magseg.codec import GRID_METHODS
 from magseg.errors import InputError
 
 __all__ = ["ModelFormat", "encode_jpeg"]
@@ -33,8 +34,15 @@ class ModelFormat:
     # > 0: trained with neighbours' edge cells in that share of prompts; inference then runs a checkerboard
     # of two batched passes, the second reading its neighbours' decoded edges (magseg.inference.neighbours)
     neighbours: float = 0.0
+    # how a cell of the target grid got its class (magseg.codec.GRID_METHODS); models trained before the
+    # rule could be chosen record none and were trained with "majority"
+    grid_method: str = "majority"
 
     def check(self) -> None:
+        if self.grid_method not in GRID_METHODS:
+            raise InputError(
+                f"unknown grid method {self.grid_method!r}; use one of {', '.join(GRID_METHODS)}"
+            )
         if self.patch < 1 or self.grid < 1 or self.grid > self.patch:
             raise InputError(f"need 1 <= grid ({self.grid}) <= patch ({self.patch}); fix --patch/--grid")
         if self.window is not None and (self.window < self.patch or self.window % self.patch):

@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from magseg.bundled import BUNDLED_MODEL
+from magseg.codec import GRID_METHODS
 from magseg.evaluate.run import evaluate_scenes
 from magseg.inference import Predictor
+from magseg.inference.meta import read_model_meta
 from magseg.samples import write_samples
 from magseg.sources import list_scenes
 from magseg.synth import write_dataset
@@ -85,6 +87,12 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--share", type=float, default=SHARE, help="of synthetic prompts naming neighbours")
     ap.add_argument("--model", type=Path, default=BUNDLED_MODEL, help="the model to fine-tune")
+    ap.add_argument(
+        "--grid-method",
+        default=None,
+        choices=GRID_METHODS,
+        help="how target cells get their class (default: the format the model was trained with)",
+    )
     ap.add_argument("--seed", type=int, default=None, help="synthetic scene seed (default: training seed 1)")
     ap.add_argument(
         "--train-vision", action="store_true", help="train the vision tower too (default: frozen)"
@@ -118,13 +126,18 @@ def main() -> None:
             raise SystemExit(f"seed {seed} is a held-out or calibration seed; train on another")
         write_dataset(w / "synth", args.scenes, 512, 0.5, seed)
     sources = [w / "synth"]
-    configs = [dataclasses.replace(tiny.SYNTH, neighbours=args.share)]
+    recorded = read_model_meta(args.model)
+    method = args.grid_method or (recorded.grid_method if recorded is not None else "majority")
+    configs = [dataclasses.replace(tiny.SYNTH, neighbours=args.share, grid_method=method)]
     if args.naip is not None:
         train_ids, _ = tiny.naip_split(args.naip)
         if not (w / "naip-train").exists():
             tiny.link_tiles(args.naip, train_ids, w / "naip-train")
         sources.append(w / "naip-train")
-        configs.append(dataclasses.replace(tiny.NAIP, per_scene=args.naip_per_tile, neighbours=0.0))
+        naip = dataclasses.replace(
+            tiny.NAIP, per_scene=args.naip_per_tile, neighbours=0.0, grid_method=method
+        )
+        configs.append(naip)
     if not (w / "samples").exists():
         write_samples(sources, w / "samples", configs, seed=tiny.TRAIN_SEED)
     config = config_from_dict(

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from magseg.codec import CLASSES, cell_scores, decode, encode, grid_to_mask, mask_to_grid
+from magseg.classes import WELL
+from magseg.codec import CLASSES, GRID_METHODS, cell_scores, decode, encode, grid_to_mask, mask_to_grid
 
 
 def test_encode_matches_text4seg_example() -> None:
@@ -111,7 +112,7 @@ def test_fuzz_never_raises_and_shape_is_right() -> None:
         assert report.repairs >= 0
 
 
-@pytest.mark.parametrize("method", ["majority", "nearest"])
+@pytest.mark.parametrize("method", GRID_METHODS)
 def test_mask_grid_round_trip_on_aligned_cells(method: str) -> None:
     grid = np.random.default_rng(1).integers(0, len(CLASSES), size=(8, 8))
     mask = grid_to_mask(grid, 64)
@@ -124,6 +125,17 @@ def test_majority_keeps_the_dominant_class() -> None:
     mask[:3, :3] = 1  # 9 of 16 pixels are field
     assert mask_to_grid(mask, 1).item() == 1
     assert mask_to_grid(mask, 4).tolist() == mask.tolist()  # g = p keeps full resolution
+
+
+def test_weighted_grid_keeps_a_well_smaller_than_its_cell() -> None:
+    mask = np.ones((8, 8), dtype=int)  # one 8 px cell of field ...
+    mask[2:7, 2:7] = WELL  # ... holding a 5 x 5 px well: 25 of 64 pixels
+    assert mask_to_grid(mask, 1).item() == 1  # a majority vote loses the well
+    assert mask_to_grid(mask, 1, method="weighted").item() == WELL  # its 25 pixels count 75 against 39
+    mask[2:7, 2:4] = 1  # a 5 x 3 px well (15 px, 45 votes) loses to 49 px of field
+    assert mask_to_grid(mask, 1, method="weighted").item() == 1
+    with pytest.raises(ValueError, match="grid method"):
+        mask_to_grid(mask, 1, method="biggest")
 
 
 def test_encode_refuses_bad_grids() -> None:

@@ -115,6 +115,13 @@ def read_image(path: Path, shape: tuple[int, int]) -> np.ndarray:
     show_default=True,
     help="Move class edges onto image boundaries within this many pixels.",
 )
+@click.option(
+    "--colour-px",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Re-decide tree/cloud/pond/well edges within this many pixels by the scene's colours "
+    "(default: --snap-px; 0: off).",
+)
 def command(
     semantic_path: Path,
     image_path: Path | None,
@@ -125,6 +132,7 @@ def command(
     gap_m: float | None,
     gsd: float | None,
     snap_px: int,
+    colour_px: int | None,
 ) -> None:
     """Cut a semantic mask into instances along image boundaries and write a label raster."""
     from magseg.bundled import boundary_choice
@@ -145,7 +153,7 @@ def command(
         if v is not None
     }
     t0 = time.perf_counter()
-    result = refine(semantic, image, model=model, gsd=gsd, snap_px=snap_px, **knobs)
+    result = refine(semantic, image, model=model, gsd=gsd, snap_px=snap_px, colour_px=colour_px, **knobs)
     seconds = time.perf_counter() - t0
     write_label_raster(out, LabelRaster(result.instance, result.semantic, transform, crs))
     counts = []

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from magseg.codec import GRID_METHODS
 from magseg.samples import SampleConfig, write_samples
 
 
@@ -26,6 +27,13 @@ from magseg.samples import SampleConfig, write_samples
 )
 @click.option("--patch", default=64, show_default=True, help="Patch side p in pixels.")
 @click.option("--grid", default=8, show_default=True, help="RRLE grid side g (g = p: full resolution).")
+@click.option(
+    "--grid-method",
+    type=click.Choice(GRID_METHODS),
+    default="majority",
+    show_default=True,
+    help="How a cell gets its class: majority vote, weighted (small classes such as wells count more), nearest.",
+)
 @click.option("--per-scene", default=16, show_default=True, help="Samples drawn per scene.")
 @click.option(
     "--context-size", default=256, show_default=True, help="Side of the stored scene context image."
@@ -63,6 +71,7 @@ def command(
     out: Path,
     patch: int,
     grid: int,
+    grid_method: str,
     per_scene: int,
     context_size: int,
     crop_size: int | None,
@@ -84,6 +93,7 @@ def command(
     config = SampleConfig(
         patch=patch,
         grid=grid,
+        grid_method=grid_method,
         per_scene=per_scene,
         context_size=context_size,
         crop_size=crop_size,

@@ -102,11 +102,14 @@ class PixelClassifier:
 
 
 def to_patch_grid(pixel_classes: np.ndarray, config: ModelFormat) -> np.ndarray:
-    """Reduce a per-pixel mask to the model's g x g cells per patch (majority) and stitch it back."""
+    """Reduce a per-pixel mask to the model's g x g cells per patch (its grid rule) and stitch it back."""
     height, width = pixel_classes.shape
     origins = patch_origins(height, width, config.patch)
     p = config.patch
-    grids = [mask_to_grid(pixel_classes[y0 : y0 + p, x0 : x0 + p], config.grid) for x0, y0 in origins]
+    grids = [
+        mask_to_grid(pixel_classes[y0 : y0 + p, x0 : x0 + p], config.grid, config.grid_method)
+        for x0, y0 in origins
+    ]
     return stitch_grids(grids, origins, (height, width), p)
 
 

@@ -92,7 +92,9 @@ class _ModelRun:
         """The GRPO reward on held-out greedy output: each decoded grid vs the truth at the same grid."""
         p = self.predictor.config.patch
         for grid, (x0, y0) in zip(grids, origins, strict=True):
-            target = mask_to_grid(truth[y0 : y0 + p, x0 : x0 + p], grid.shape)
+            target = mask_to_grid(
+                truth[y0 : y0 + p, x0 : x0 + p], grid.shape, self.predictor.config.grid_method
+            )
             self.patch_dice.append(mean_dice(grid, target))
 
     def summary(self) -> dict[str, Any]:

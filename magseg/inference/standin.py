@@ -19,7 +19,7 @@ __all__ = ["TruthPredictor"]
 
 
 class TruthPredictor:
-    """Predicts a scene by writing its given class mask's RRLE (majority class per cell)."""
+    """Predicts a scene by writing its given class mask's RRLE (each cell's class by the format's grid rule)."""
 
     def __init__(self, config: ModelFormat, name: str = "truth") -> None:
         self.config = config
@@ -36,7 +36,9 @@ class TruthPredictor:
         p, g = self.config.patch, self.config.grid
         height, width = mask.shape
         origins = patch_origins(height, width, p)
-        texts = [encode(mask_to_grid(mask[y : y + p, x : x + p], g)) for x, y in origins]
+        texts = [
+            encode(mask_to_grid(mask[y : y + p, x : x + p], g, self.config.grid_method)) for x, y in origins
+        ]
         decoded = [decode(text, (g, g)) for text in texts]
         grids = [grid for grid, _ in decoded]
         semantic = stitch_grids(grids, origins, (height, width), p)

@@ -9,9 +9,15 @@ import numpy as np
 from scipy import ndimage
 from skimage.segmentation import watershed
 
-from magseg.classes import BACKGROUND, CLASSES, FIELD
+from magseg.classes import BACKGROUND, CLASSES, CLOUD, FIELD, POND, TREE, WELL
 from magseg.errors import InputError
 from magseg.refine.boundary import BoundaryModel, OrientedBoundary, check_image
+from magseg.refine.colour import colour_edges
+
+#: The classes whose edges colour_px re-decides: small objects whose blocky cells overshoot them. Field
+#: pixels never change (moved by colour, field edges split and merge fields: fields mIoU fell), but the
+#: cells of a tree clump that overshoot into a field may turn back into field.
+COLOUR_CLASSES = (TREE, CLOUD, POND, WELL)
 
 __all__ = ["RefineResult", "merge_small_fragments", "refine", "separate_instances", "snap_semantic"]
 
@@ -38,6 +44,7 @@ def refine(
     min_isolated_m2: float = 64.0,
     gap_m: float = 2.0,
     snap_px: int = 0,
+    colour_px: int | None = None,
     min_area_px: int | None = None,
     min_marker_px: int | None = None,
     min_isolated_px: int | None = None,
@@ -70,7 +77,11 @@ def refine(
 
     Semantic refinement: with ``snap_px > 0`` the class edges are first moved onto image boundaries
     within ``snap_px`` pixels (see snap_semantic), which recovers true field outlines from the blocky
-    RRLE cells: give it the RRLE cell size in pixels (patch // grid). Dropped fragments and gaps become
+    RRLE cells: give it the RRLE cell size in pixels (patch // grid). Then, given the image, the pixels
+    within ``colour_px`` (default: ``snap_px``; 0: off) of a tree, cloud, pond or well edge take the class
+    the scene's own colours find likeliest (see magseg.refine.colour.colour_edges; field pixels stay):
+    on held-out synthetic scenes trees DICE 0.55 -> 0.61, mean DICE +0.014 / +0.017, fields mIoU -0.002 /
+    -0.007. Dropped fragments and gaps become
     background in the returned semantic mask; nothing else changes.
     """
     sem = _check_semantic(semantic)
@@ -84,6 +95,9 @@ def refine(
     prob = _boundary_map(sem, image, boundary, model or OrientedBoundary(gsd=gsd), need)
     if snap_px > 0 and prob is not None:
         sem = snap_semantic(sem, prob, snap_px)
+    colour = snap_px if colour_px is None else colour_px
+    if colour > 0 and image is not None:
+        sem = colour_edges(sem, check_image(image), colour, near=COLOUR_CLASSES, keep=(FIELD,))
     wanted = set(range(1, len(CLASSES))) if classes is None else {int(c) for c in classes} - {BACKGROUND}
     present = set(np.unique(sem).tolist())
     instance = np.zeros(sem.shape, dtype=np.int32)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from magseg.codec import encode, mask_to_grid
+from magseg.codec import GRID_METHODS, encode, mask_to_grid
 from magseg.format import encode_jpeg
 from magseg.prompts import PatchSpec, assistant_turn, edge_text, user_turn
 from magseg.samples.draw import colour_jitter, dihedral, draw_patch, draw_window
@@ -46,6 +46,10 @@ class SampleConfig:
             0.0 <= self.balance <= 1.0 and 0.0 <= self.min_labelled <= 1.0 and 0.0 <= self.neighbours <= 1.0
         ):
             raise ValueError("balance, min_labelled and neighbours are shares in [0, 1]")
+        if self.grid_method not in GRID_METHODS:
+            raise ValueError(
+                f"unknown grid method {self.grid_method!r}; use one of {', '.join(GRID_METHODS)}"
+            )
 
 
 @dataclass
@@ -71,7 +75,7 @@ def patch_target(
 ) -> str:
     """The RRLE answer for the p x p patch at (x0, y0) of a class mask, at a g x g grid."""
     window = semantic[y0 : y0 + patch, x0 : x0 + patch]
-    return encode(mask_to_grid(window, grid, method=method))  # type: ignore[arg-type]
+    return encode(mask_to_grid(window, grid, method=method))
 
 
 def truth_edges(
@@ -84,7 +88,7 @@ def truth_edges(
     rows, cols = slice(y0, y0 + patch), slice(x0, x0 + patch)
 
     def line(window: np.ndarray, shape: tuple[int, int]) -> str:
-        return edge_text(mask_to_grid(window, shape, method=method).ravel())  # type: ignore[arg-type]
+        return edge_text(mask_to_grid(window, shape, method=method).ravel())
 
     return (
         line(semantic[rows, x0 - cell : x0], (grid, 1)) if x0 >= cell else "none",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import rasterio
 from affine import Affine
 
+from magseg.errors import InputError
 from magseg.evaluate import (
     MethodScores,
     PixelClassifier,
@@ -39,6 +41,16 @@ def test_to_patch_grid_is_the_cell_majority() -> None:
     out = to_patch_grid(mask, ModelFormat(patch=32, grid=4))
     assert out.shape == (64, 64)
     assert (out[:, :24] == 2).all() and (out[:, 24:] == 0).all()
+
+
+def test_to_patch_grid_follows_the_model_grid_rule() -> None:
+    mask = np.ones((64, 64), np.uint8)
+    mask[10:15, 10:15] = 5  # a 5 x 5 px well inside the cell (8..15, 8..15)
+    assert (to_patch_grid(mask, ModelFormat(patch=32, grid=4)) == 1).all()  # lost to a majority vote
+    kept = to_patch_grid(mask, ModelFormat(patch=32, grid=4, grid_method="weighted"))
+    assert (kept[8:16, 8:16] == 5).all() and int((kept == 5).sum()) == 64
+    with pytest.raises(InputError, match="grid method"):
+        ModelFormat(grid_method="biggest").check()
 
 
 def test_scene_gsd_projected_and_geographic() -> None:
