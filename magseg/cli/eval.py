@@ -62,6 +62,12 @@ import click
 )
 @click.option("--device", default=None, help="torch device, e.g. cuda (default: the checkpoint's, CPU here).")
 @click.option(
+    "--dtype",
+    type=click.Choice(["float32", "bfloat16", "float16"]),
+    default=None,
+    help="Cast the weights of --model and --compare (default: the checkpoint's own).",
+)
+@click.option(
     "--fit-confidence",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -97,6 +103,7 @@ def command(
     crop_size: int | None,
     with_crop: bool | None,
     device: str | None,
+    dtype: str | None,
     fit_confidence: Path | None,
     reliability_path: Path | None,
     class_bias: str | None,
@@ -129,6 +136,7 @@ def command(
         batch_size=batch_size,
         max_new_tokens=max_new_tokens,
         device=device,
+        dtype=dtype,
         log=log,
         fit_confidence=fit_confidence,
         patch=patch,

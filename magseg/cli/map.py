@@ -28,6 +28,12 @@ import click
     "(GPU), or truth: a stand-in writing the items' labels as RRLE (drills).",
 )
 @click.option(
+    "--dtype",
+    type=click.Choice(["float32", "bfloat16", "float16"]),
+    default=None,
+    help="Cast the model's weights (default: the checkpoint's own); bfloat16 is faster on CPUs with AMX.",
+)
+@click.option(
     "--boundary",
     default=None,
     help="Trained boundary model folder (default: the bundled one; 'none': image fallback).",
@@ -54,6 +60,7 @@ def command(
     datetime_: str | None,
     max_cloud: float | None,
     engine: str | None,
+    dtype: str | None,
     boundary: str | None,
     export: str | None,
     address: str | None,
@@ -78,6 +85,7 @@ def command(
         "datetime": datetime_,
         "max_cloud": max_cloud,
         "engine": engine,
+        "dtype": dtype,
         "boundary": boundary,
         "export": export,
         "address": address,

@@ -325,6 +325,7 @@ def run_eval(
     batch_size: int = 8,
     max_new_tokens: int | None = None,
     device: str | None = None,
+    dtype: str | None = None,
     log: Progress | None = None,
     fit_confidence: str | os.PathLike[str] | None = None,
     class_bias: Mapping[str, float] | None = None,
@@ -347,7 +348,12 @@ def run_eval(
     refs = list_scenes(data_path)[:max_scenes]
     boundary = boundary_choice(boundary)
     boundary_model = load_boundary_model(boundary) if boundary is not None else None
-    kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "batch_size": batch_size, "device": device}
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": max_new_tokens,
+        "batch_size": batch_size,
+        "device": device,
+        "dtype": dtype,
+    }
     predictor = Predictor.from_pretrained(model_path, **kwargs, class_bias=class_bias, **overrides)
     other = Predictor.from_pretrained(compare, **kwargs, **overrides) if compare is not None else None
     first = refs[0].load()

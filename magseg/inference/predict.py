@@ -14,6 +14,7 @@ from PIL import Image
 
 from magseg.classes import CLASSES
 from magseg.codec import DecodeReport, cell_scores, decode, encode, grid_to_mask
+from magseg.dtypes import check_dtype
 from magseg.errors import InputError
 from magseg.format import ModelFormat, encode_jpeg
 from magseg.inference.engine import CountingHFEngine, Engine, generate_scored
@@ -277,15 +278,18 @@ class Predictor:
         max_new_tokens: int | None = None,
         batch_size: int = 8,
         device: str | None = None,
+        dtype: str | None = None,
         class_bias: Mapping[str, float] | None = None,
         **overrides: Any,
     ) -> Predictor:
         """Load a local model (or LoRA folder); its magseg.json sets the format and the decoding's class
-        bias (``class_bias`` given wins; {} decodes with none), ``overrides`` win over the format."""
+        bias (``class_bias`` given wins; {} decodes with none), ``overrides`` win over the format.
+        ``dtype`` (one of magseg.dtypes.DTYPES; None: the checkpoint's own) casts the weights: "bfloat16" runs the tiny
+        model 1.47x faster on a CPU with AMX, with slightly different masks (README, "Benchmarks")."""
         from magseg.model import load_model
 
         config, _ = resolve_config(model_path, **overrides)
-        model, processor = load_model(model_path, device=device)
+        model, processor = load_model(model_path, device=device, dtype=check_dtype(dtype))
         limit = max_new_tokens or default_max_new_tokens(processor, config.grid)
         bias = read_class_bias(model_path) if class_bias is None else class_bias
         engine = CountingHFEngine(
@@ -321,15 +325,19 @@ class Predictor:
         *,
         batch_size: int = 8,
         max_new_tokens: int | None = None,
+        dtype: str | None = None,
     ) -> Predictor:
-        """The model behind an engine name: "vllm" (GPU hosts, see from_vllm), "hf" (from_pretrained) or
-        "hf-generate": the hf model decoded by transformers' own generate with no prefix shared (the same
-        greedy tokens, slower: the reference the engine's speed-ups are measured against)."""
+        """The model behind an engine name: "vllm" (GPU hosts, see from_vllm; vLLM picks its own dtype),
+        "hf" (from_pretrained) or "hf-generate": the hf model decoded by transformers' own generate with no
+        prefix shared (the same greedy tokens, slower: the reference the engine's speed-ups are measured
+        against)."""
         if engine == "vllm":
             return cls.from_vllm(model_path, max_new_tokens=max_new_tokens)
         if engine not in ("hf", "hf-generate"):
             raise InputError(f"engine {engine!r} is not one of hf, hf-generate, vllm")
-        predictor = cls.from_pretrained(model_path, batch_size=batch_size, max_new_tokens=max_new_tokens)
+        predictor = cls.from_pretrained(
+            model_path, batch_size=batch_size, max_new_tokens=max_new_tokens, dtype=dtype
+        )
         if engine == "hf-generate":
             predictor.engine.share_prefix = predictor.engine.lean = False  # type: ignore[attr-defined]
         return predictor

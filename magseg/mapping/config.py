@@ -11,6 +11,7 @@ from typing import Any
 
 from magseg.bundled import BUNDLED_MODEL
 from magseg.configfile import read_yaml_mapping
+from magseg.dtypes import check_dtype
 from magseg.errors import InputError
 from magseg.mapping.plan import DEFAULT_MARGIN_PX, DEFAULT_TILE_PX, check_bbox
 from magseg.mapping.tile import RefineSettings
@@ -46,6 +47,7 @@ class MapConfig:
     tile_px: int = DEFAULT_TILE_PX  # tile core side; core + 2 margins is the scene the model sees
     margin_px: int = DEFAULT_MARGIN_PX  # read around the core, so objects on the seams are seen whole
     max_new_tokens: int | None = None  # generation cap per patch (None: the longest RRLE of the model's grid)
+    dtype: str | None = None  # weights cast to float32 | bfloat16 | float16 (None: the checkpoint's own)
     batch_size: int = 128  # patches per generate call, filled from several tiles (a default tile has 64)
     actors: int = 1  # model actors
     cpus_per_actor: float = 1.0
@@ -68,6 +70,7 @@ class MapConfig:
             raise InputError(f"engine {self.engine!r} is not one of {', '.join(ENGINES)}")
         if not (math.isfinite(self.gsd) and self.gsd > 0):
             raise InputError(f"gsd {self.gsd!r} must be a positive number of metres per pixel")
+        check_dtype(self.dtype)
         if self.max_new_tokens is not None and int(self.max_new_tokens) < 1:
             raise InputError(f"max_new_tokens must be at least 1 (or unset), got {self.max_new_tokens}")
         for name in ("batch_size", "actors", "threads_per_actor", "max_tiles"):
@@ -96,6 +99,8 @@ class MapConfig:
             out["truth"] = [self.truth_asset, self.truth_band]
         if self.max_new_tokens is not None:  # a cap cuts long RRLE: it decides polygons
             out["max_new_tokens"] = int(self.max_new_tokens)
+        if self.dtype is not None:  # another dtype writes slightly other masks
+            out["dtype"] = self.dtype
         return out
 
     def to_dict(self) -> dict[str, Any]:

@@ -155,6 +155,7 @@ def _execute(
             "batch_size": config.batch_size,
             "threads": config.threads_per_actor,
             "max_new_tokens": config.max_new_tokens,
+            "dtype": config.dtype,
         },
         batch_size=_tiles_per_call(config, patch),
         batch_format="numpy",

@@ -88,6 +88,7 @@ class TileModel:
         batch_size: int = 16,
         threads: int = 1,
         max_new_tokens: int | None = None,
+        dtype: str | None = None,
     ) -> None:
         from magseg.inference import Predictor, resolve_config
         from magseg.inference.standin import TruthPredictor
@@ -100,7 +101,7 @@ class TileModel:
 
         torch.set_num_threads(max(int(threads), 1))  # Ray sets OMP threads to the actor's CPUs; say it here
         self.predictor = Predictor.for_engine(
-            model, engine, batch_size=batch_size, max_new_tokens=max_new_tokens
+            model, engine, batch_size=batch_size, max_new_tokens=max_new_tokens, dtype=dtype
         )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -195,3 +195,19 @@ def test_scenes_batched_together_give_what_each_gets_alone(two_scenes: list[np.n
     alone = [predictor.predict(image) for image in two_scenes]
     assert [p.texts for p in together] == [p.texts for p in alone]
     assert all(np.array_equal(a.semantic, b.semantic) for a, b in zip(together, alone, strict=True))
+
+
+def test_a_bfloat16_predictor_writes_near_the_same_masks(two_scenes: list[np.ndarray]) -> None:
+    """Cast weights (--dtype): the model runs in that dtype and writes valid, nearly the same masks."""
+    import torch
+
+    from magseg.bundled import BUNDLED_MODEL
+
+    full = Predictor.from_pretrained(BUNDLED_MODEL, batch_size=64)
+    half = Predictor.for_engine(BUNDLED_MODEL, "hf", batch_size=64, dtype="bfloat16")
+    assert half.engine.model.dtype == torch.bfloat16 and full.engine.model.dtype == torch.float32
+    a, b = full.predict(two_scenes[0]), half.predict(two_scenes[0])
+    assert b.valid_rate == 1.0 and b.confidence is not None
+    assert float((a.semantic == b.semantic).mean()) > 0.9
+    with pytest.raises(InputError, match="bfloat16"):
+        Predictor.from_pretrained(BUNDLED_MODEL, dtype="fp8")

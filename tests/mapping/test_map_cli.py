@@ -94,3 +94,15 @@ def test_out_holding_other_files(
     status, _, stderr = run_magseg(monkeypatch, capsys, *map_args(region, out))
     assert status == 2 and "not empty" in stderr
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_dtype_is_checked_and_decides_the_polygons(tmp_path: Path) -> None:
+    from magseg.errors import InputError
+    from magseg.mapping.config import MapConfig
+
+    base = {"bbox": (76.97, 29.68, 76.98, 29.69), "stac": str(tmp_path), "out": str(tmp_path / "out")}
+    with pytest.raises(InputError, match="bfloat16"):
+        MapConfig(**base, dtype="fp8")  # type: ignore[arg-type]
+    assert "dtype" not in MapConfig(**base).result_settings()  # type: ignore[arg-type]
+    # a resumed run in another dtype would write other masks: the settings a rerun must match name it
+    assert MapConfig(**base, dtype="bfloat16").result_settings()["dtype"] == "bfloat16"  # type: ignore[arg-type]
