@@ -83,4 +83,29 @@ def colour_edges(
     choice[kept] = sem[band][kept]
     out = sem.copy()
     out[band] = choice
-    return out
+    return _drop_fragments(out, sem, near if near is not None else classes, band_px * band_px)
+
+
+def _drop_fragments(out: np.ndarray, before: np.ndarray, classes: Collection[int], min_px: int) -> np.ndarray:
+    """Pixel-wise choices break a region into specks; keep, of each class region of ``before``, its largest
+    piece in ``out`` and pieces of at least ``min_px``, and give the pixels of the others the class of the
+    nearest pixel kept. A region that stays one piece is kept whatever its size (a small well stays)."""
+    dropped = np.zeros(out.shape, dtype=bool)
+    for cls in classes:
+        pieces, n = ndimage.label(out == cls)
+        if n < 2:
+            continue
+        parents, _ = ndimage.label(before == cls)
+        ids = np.arange(1, n + 1)
+        sizes = ndimage.sum_labels(np.ones(out.shape), pieces, ids)
+        parent = ndimage.maximum(parents, pieces, ids).astype(np.int64)  # 0: a piece from nothing
+        largest = np.zeros(int(parents.max()) + 1)
+        np.maximum.at(largest, parent, sizes)
+        keep = (sizes >= min_px) | ((sizes == largest[parent]) & (parent > 0))
+        dropped |= np.isin(pieces, ids[~keep])
+    if not dropped.any():
+        return out
+    nearest = ndimage.distance_transform_edt(dropped, return_distances=False, return_indices=True)
+    filled = out.copy()
+    filled[dropped] = out[nearest[0][dropped], nearest[1][dropped]]
+    return filled

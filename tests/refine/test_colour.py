@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from magseg.classes import FIELD, POND, TREE
 from magseg.metrics import mean_dice
@@ -47,3 +48,19 @@ def test_refine_takes_the_colour_step_with_the_snap_and_can_leave_it_out() -> No
         refine(blocky, gsd=0.5, snap_px=8).semantic
         == refine(blocky, gsd=0.5, snap_px=8, colour_px=0).semantic
     ).all()
+
+
+def test_specks_left_by_pixel_choices_go_to_their_surroundings() -> None:
+    """Noisy pixels inside the overshoot would stay tree one by one; only the clump's main piece survives."""
+    image, truth, blocky = _scene(2)
+    rng = np.random.default_rng(3)
+    ys, xs = rng.integers(16, 48, 40), rng.integers(16, 48, 40)
+    far = (ys - 30) ** 2 + (xs - 30) ** 2 > 10**2
+    image[:, ys[far], xs[far]] = 40  # dark specks in the field part of the overshooting cells
+    out = colour_edges(blocky, image, 8, near=(TREE,), keep=(FIELD,))
+    _, pieces = ndimage.label(out == TREE)
+    assert pieces == 1
+    assert mean_dice(out, truth) > mean_dice(blocky, truth) + 0.15
+    lone = np.full((64, 64), FIELD, np.uint8)
+    lone[30:33, 30:33] = TREE  # a small object in one piece is kept whatever its size
+    assert (colour_edges(lone, image, 8, near=(TREE,), keep=(FIELD,)) == TREE).sum() >= 1
