@@ -284,8 +284,9 @@ class Predictor:
     ) -> Predictor:
         """Load a local model (or LoRA folder); its magseg.json sets the format and the decoding's class
         bias (``class_bias`` given wins; {} decodes with none), ``overrides`` win over the format.
-        ``dtype`` (one of magseg.dtypes.DTYPES; None: the checkpoint's own) casts the weights: "bfloat16" runs the tiny
-        model 1.47x faster on a CPU with AMX, with slightly different masks (README, "Benchmarks")."""
+        ``dtype`` (one of magseg.dtypes.DTYPES; None: the checkpoint's own) casts the weights: "bfloat16"
+        runs the tiny model 1.3-1.5x faster on a CPU with AMX, with slightly different masks (README,
+        "Benchmarks")."""
         from magseg.model import load_model
 
         config, _ = resolve_config(model_path, **overrides)

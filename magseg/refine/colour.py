@@ -42,9 +42,10 @@ def colour_edges(
     """``semantic`` with the pixels within ``band_px`` of a class change given their likeliest class.
 
     ``near``: only edges within ``band_px`` of these classes move (None: every edge); ``keep``: pixels of
-    these classes never change (they may still be taken by their neighbours' pixels). Each class's Gaussian is fitted on its pixels outside the band (all its pixels when too few lie
-    there); a pixel may only take a class present within ``band_px`` of it. Classes with fewer than
-    MIN_PIXELS pixels are left as they are.
+    these classes never change (pixels of other classes may still turn into them). Each class's Gaussian
+    is fitted on its pixels outside the band (all its pixels when too few lie there); a pixel may only
+    take a class present within ``band_px`` of it. Classes with fewer than MIN_PIXELS pixels are left as
+    they are. Specks the pixel-wise choice leaves are then given to their surroundings (_drop_fragments).
     """
     sem = np.asarray(semantic)
     if band_px <= 0 or sem.size == 0:

@@ -69,6 +69,7 @@ class PatchModel:
         max_batch_size: int = 32,
         batch_wait_timeout_s: float = 0.02,
         max_new_tokens: int | None = None,
+        dtype: str | None = None,
     ):
         import torch
 
@@ -77,7 +78,7 @@ class PatchModel:
         torch.set_num_threads(max(int(threads), 1))
         # vllm: a batch of patches from many tiles, vLLM's prefix cache shares each scene
         self.predictor = Predictor.for_engine(
-            model, engine, batch_size=max_batch_size, max_new_tokens=max_new_tokens
+            model, engine, batch_size=max_batch_size, max_new_tokens=max_new_tokens, dtype=dtype
         )
         self.__call__.set_max_batch_size(max_batch_size)  # type: ignore[attr-defined]
         self.__call__.set_batch_wait_timeout_s(batch_wait_timeout_s)  # type: ignore[attr-defined]
@@ -121,6 +122,7 @@ def build_app(args: dict[str, Any]) -> serve.Application:
         config.max_batch_size,
         config.batch_wait_timeout_s,
         config.max_new_tokens,
+        config.dtype,
     )
     key = config.api_key()
     actor: dict[str, Any] = {"num_cpus": config.server_cpus}

@@ -9,6 +9,7 @@ from typing import Any
 
 from magseg.bundled import BUNDLED_MODEL
 from magseg.configfile import read_yaml_mapping
+from magseg.dtypes import check_dtype
 from magseg.errors import InputError
 from magseg.mapping.plan import DEFAULT_MARGIN_PX, DEFAULT_TILE_PX
 from magseg.mapping.tile import RefineSettings
@@ -59,6 +60,9 @@ class ServeConfig:
     model_gpus: float = 0.0
     model_threads: int = 1
     max_new_tokens: int | None = None  # generation cap per patch (None: the longest RRLE of the model's grid)
+    dtype: str | None = (
+        None  # model weights cast to float32 | bfloat16 | float16 (None: the checkpoint's own)
+    )
     max_batch_size: int = 32
     batch_wait_timeout_s: float = 0.02
     server_replicas: int = 1
@@ -92,6 +96,7 @@ class ServeConfig:
         ):
             if int(getattr(self, name)) < 1:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
+        check_dtype(self.dtype)
         if self.max_new_tokens is not None and int(self.max_new_tokens) < 1:
             raise InputError(f"max_new_tokens must be at least 1 (or unset), got {self.max_new_tokens}")
         if not 0 <= self.layer_detail_zoom <= 24:

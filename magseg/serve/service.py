@@ -105,6 +105,7 @@ class TileService:
                 "tiling": [config.gsd, config.tile_px, config.margin_px, self.epsg],
                 "confidence": dataclasses.asdict(calibrator) if calibrator else None,
                 "max_new_tokens": config.max_new_tokens,
+                "dtype": config.dtype,  # another dtype writes slightly other masks: other cached tiles
             },
         )
 

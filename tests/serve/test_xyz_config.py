@@ -61,3 +61,5 @@ def test_bad_configs() -> None:
         load_serve_config(None, stac="x", port_number=1)
     with pytest.raises(InputError, match="min_zoom"):
         ServeConfig(stac="x", min_zoom=20, max_zoom=18)
+    with pytest.raises(InputError, match="bfloat16"):
+        ServeConfig(stac="x", dtype="fp8")
