@@ -258,12 +258,9 @@ def mask_to_grid(
     cell = (cy * gw + cx).ravel()
     n_cls = int(arr.max()) + 1
     hist = np.bincount(cell * n_cls + arr.ravel().astype(np.int64), minlength=gh * gw * n_cls)
-    votes = hist.reshape(gh * gw, n_cls).astype(np.float64)
-    if method == "weighted":
-        weights = np.ones(n_cls)
-        known = min(n_cls, len(CELL_WEIGHTS))
-        weights[:known] = CELL_WEIGHTS[:known]
-        votes *= weights
+    votes = hist.reshape(gh * gw, n_cls)
+    if method == "weighted":  # ids past the class table (none in a valid mask) count once
+        votes = votes * np.concatenate([CELL_WEIGHTS, np.ones(max(n_cls - len(CELL_WEIGHTS), 0))])[:n_cls]
     return votes.argmax(axis=1).reshape(gh, gw).astype(np.int64)
 
 

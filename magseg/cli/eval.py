@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from magseg.dtypes import DTYPES
+
 
 @click.command(name="eval")
 @click.option(
@@ -63,7 +65,7 @@ import click
 @click.option("--device", default=None, help="torch device, e.g. cuda (default: the checkpoint's, CPU here).")
 @click.option(
     "--dtype",
-    type=click.Choice(["float32", "bfloat16", "float16"]),
+    type=click.Choice(DTYPES),
     default=None,
     help="Cast the weights of --model and --compare (default: the checkpoint's own).",
 )

@@ -6,6 +6,8 @@ import json
 
 import click
 
+from magseg.dtypes import DTYPES
+
 
 @click.command(name="map")
 @click.option("--bbox", nargs=4, type=float, default=None, help="west south east north, WGS 84 degrees.")
@@ -29,7 +31,7 @@ import click
 )
 @click.option(
     "--dtype",
-    type=click.Choice(["float32", "bfloat16", "float16"]),
+    type=click.Choice(DTYPES),
     default=None,
     help="Cast the model's weights (default: the checkpoint's own); bfloat16 is faster on CPUs with AMX.",
 )

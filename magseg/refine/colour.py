@@ -98,12 +98,12 @@ def _drop_fragments(out: np.ndarray, before: np.ndarray, classes: Collection[int
             continue
         parents, _ = ndimage.label(before == cls)
         ids = np.arange(1, n + 1)
-        sizes = ndimage.sum_labels(np.ones(out.shape), pieces, ids)
+        sizes = np.bincount(pieces.ravel(), minlength=n + 1)[1:]
         parent = ndimage.maximum(parents, pieces, ids).astype(np.int64)  # 0: a piece from nothing
-        largest = np.zeros(int(parents.max()) + 1)
+        largest = np.zeros(int(parents.max()) + 1, dtype=sizes.dtype)
         np.maximum.at(largest, parent, sizes)
         keep = (sizes >= min_px) | ((sizes == largest[parent]) & (parent > 0))
-        dropped |= np.isin(pieces, ids[~keep])
+        dropped |= np.concatenate([[False], ~keep])[pieces]  # piece id -> dropped, 0 (not this class) kept
     if not dropped.any():
         return out
     nearest = ndimage.distance_transform_edt(dropped, return_distances=False, return_indices=True)
