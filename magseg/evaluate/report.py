@@ -169,7 +169,13 @@ def _seam_line(report: dict[str, Any]) -> list[str]:
     """The patch seams before and after refinement (a layer is cut from the refined mask)."""
     if report.get("seam_excess") is None or report.get("seam_excess_refined") is None:
         return []
-    return [
+    line = (
         f"seam excess {report['seam_excess']:.3f} stitched, {report['seam_excess_refined']:.3f} refined "
         "(disagreement across patch seams beyond the truth's)"
-    ]
+    )
+    if report.get("cell_excess") is not None and report.get("cell_excess_refined") is not None:
+        line += (
+            f"; on the cell lines inside patches {report['cell_excess']:.3f} / "
+            f"{report['cell_excess_refined']:.3f}"
+        )
+    return [line]

@@ -102,7 +102,11 @@ class _ModelRun:
         out["decode_valid_rate"] = self.valid / max(self.patches, 1)
         out["patch_dice"] = float(np.mean(self.patch_dice)) if self.patch_dice else None
         out.update(self.seams.summary())  # stitching artifacts: seam disagreement beyond the truth's
-        out["seam_excess_refined"] = self.seams_refined.summary()["seam_excess"]
+        refined = self.seams_refined.summary()
+        out["seam_excess_refined"], out["cell_excess_refined"] = (
+            refined["seam_excess"],
+            refined["cell_excess"],
+        )
         out["confidence"] = self.confidence_summary()
         out["tokens_per_patch"] = self.tokens / max(self.patches, 1)
         out["patches_per_s"] = self.patches / max(self.seconds, 1e-9)
@@ -226,12 +230,13 @@ def evaluate_scenes(
             run.seconds += pred.timings["total_s"]
             run.tokens_measured &= pred.tokens_measured
             run.add_patch_dice(pred.grids, pred.origins, scene.labels.semantic)
-            run.seams.add(pred.semantic, scene.labels.semantic, pred.origins)
             cfg = run.predictor.config
+            cell = cfg.patch // cfg.grid
+            run.seams.add(pred.semantic, scene.labels.semantic, pred.origins, cfg.patch, cell)
             t0 = time.perf_counter()
-            done = _score_pair((run.refined, run.raw), pred.semantic, scene, prob, gsd, cfg.patch // cfg.grid)
+            done = _score_pair((run.refined, run.raw), pred.semantic, scene, prob, gsd, cell)
             refine_s += time.perf_counter() - t0
-            run.seams_refined.add(done.semantic, scene.labels.semantic, pred.origins)
+            run.seams_refined.add(done.semantic, scene.labels.semantic, pred.origins, cfg.patch, cell)
             if pred.confidence is not None:
                 run.add_confidence(done, pred.confidence, scene, gsd)
             if log is not None:

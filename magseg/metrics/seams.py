@@ -3,23 +3,24 @@
 Patches predicted independently jump at their seams (the seed's "stitching artifacts"). Along every seam
 between patches, count the pixel pairs straddling it whose classes differ; the truth has such pairs too
 (a field edge can fall on a seam), so the metric is the *excess*: the predicted share minus the truth's.
+
+A mask written in cells (RRLE at ``patch // grid`` px) changes class on cell lines anyway, seam or not:
+the same excess measured on the cell lines *inside* patches (``cell_excess``) is what any cell line shows,
+so ``seam_excess - cell_excess`` is what the seams add on their own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SeamCounts", "seam_pairs"]
+__all__ = ["SeamCounts", "cell_line_pairs", "seam_pairs"]
 
 
-def seam_pairs(mask: np.ndarray, origins: Sequence[tuple[int, int]]) -> tuple[int, int]:
-    """(pairs whose classes differ, pairs) across the seams of patches placed at ``origins`` (x0, y0)."""
-    arr = np.asarray(mask)
-    xs = sorted({x for x, _ in origins if x > 0})
-    ys = sorted({y for _, y in origins if y > 0})
+def _line_pairs(arr: np.ndarray, xs: Iterable[int], ys: Iterable[int]) -> tuple[int, int]:
+    """(pairs whose classes differ, pairs) across the vertical lines left of ``xs`` and above ``ys``."""
     differ = total = 0
     for x in xs:
         differ += int((arr[:, x - 1] != arr[:, x]).sum())
@@ -30,23 +31,70 @@ def seam_pairs(mask: np.ndarray, origins: Sequence[tuple[int, int]]) -> tuple[in
     return differ, total
 
 
+def seam_pairs(mask: np.ndarray, origins: Sequence[tuple[int, int]]) -> tuple[int, int]:
+    """(pairs whose classes differ, pairs) across the seams of patches placed at ``origins`` (x0, y0)."""
+    arr = np.asarray(mask)
+    xs = sorted({x for x, _ in origins if x > 0})
+    ys = sorted({y for _, y in origins if y > 0})
+    return _line_pairs(arr, xs, ys)
+
+
+def cell_line_pairs(
+    mask: np.ndarray, origins: Sequence[tuple[int, int]], patch: int, cell: int
+) -> tuple[int, int]:
+    """(pairs whose classes differ, pairs) across the cell lines inside the patches (``cell`` px apart
+    from each patch's origin), seams excluded: the reference a cell-written mask shows off the seams."""
+    arr = np.asarray(mask)
+    if cell <= 0 or patch <= cell:
+        return 0, 0
+    seams_x = {x for x, _ in origins}
+    seams_y = {y for _, y in origins}
+    steps = range(cell, patch, cell)
+    xs = sorted({x + k for x in seams_x for k in steps if x + k < arr.shape[1]} - seams_x)
+    ys = sorted({y + k for y in seams_y for k in steps if y + k < arr.shape[0]} - seams_y)
+    return _line_pairs(arr, xs, ys)
+
+
 @dataclass
 class SeamCounts:
-    """Seam pairs pooled over scenes, for a prediction and for the truth on the same seams."""
+    """Seam pairs pooled over scenes, for a prediction and for the truth on the same seams; with ``cell``
+    (px) set, the same counts on the cell lines inside the patches."""
 
     pred_differ: int = 0
     truth_differ: int = 0
     pairs: int = 0
+    cell_pred_differ: int = 0
+    cell_truth_differ: int = 0
+    cell_pairs: int = 0
 
-    def add(self, pred: np.ndarray, truth: np.ndarray, origins: Sequence[tuple[int, int]]) -> None:
+    def add(
+        self,
+        pred: np.ndarray,
+        truth: np.ndarray,
+        origins: Sequence[tuple[int, int]],
+        patch: int = 0,
+        cell: int = 0,
+    ) -> None:
         differ, pairs = seam_pairs(pred, origins)
         self.pred_differ += differ
         self.truth_differ += seam_pairs(truth, origins)[0]
         self.pairs += pairs
+        if cell > 0:
+            differ, pairs = cell_line_pairs(pred, origins, patch, cell)
+            self.cell_pred_differ += differ
+            self.cell_truth_differ += cell_line_pairs(truth, origins, patch, cell)[0]
+            self.cell_pairs += pairs
 
     def summary(self) -> dict[str, float | None]:
-        """``seam_disagreement``: the predicted share; ``seam_excess``: that minus the truth's share."""
+        """``seam_disagreement``: the predicted share; ``seam_excess``: that minus the truth's share;
+        ``cell_excess``: the same excess on the cell lines inside patches (None when not counted)."""
+        cell = (self.cell_pred_differ - self.cell_truth_differ) / self.cell_pairs if self.cell_pairs else None
         if self.pairs == 0:
-            return {"seam_disagreement": None, "seam_truth": None, "seam_excess": None}
+            return {"seam_disagreement": None, "seam_truth": None, "seam_excess": None, "cell_excess": cell}
         pred, truth = self.pred_differ / self.pairs, self.truth_differ / self.pairs
-        return {"seam_disagreement": pred, "seam_truth": truth, "seam_excess": pred - truth}
+        return {
+            "seam_disagreement": pred,
+            "seam_truth": truth,
+            "seam_excess": pred - truth,
+            "cell_excess": cell,
+        }
