@@ -107,6 +107,12 @@ def main() -> None:
         "--naip-per-tile", type=int, default=48, help="samples drawn from each NAIP training tile"
     )
     ap.add_argument(
+        "--naip-min-labelled",
+        type=float,
+        default=tiny.NAIP.min_labelled,
+        help="NAIP patches are redrawn below this labelled share (lower: more woods, yards and roads)",
+    )
+    ap.add_argument(
         "--curve",
         nargs="+",
         type=Path,
@@ -135,7 +141,11 @@ def main() -> None:
             tiny.link_tiles(args.naip, train_ids, w / "naip-train")
         sources.append(w / "naip-train")
         naip = dataclasses.replace(
-            tiny.NAIP, per_scene=args.naip_per_tile, neighbours=0.0, grid_method=method
+            tiny.NAIP,
+            per_scene=args.naip_per_tile,
+            neighbours=0.0,
+            grid_method=method,
+            min_labelled=args.naip_min_labelled,
         )
         configs.append(naip)
     if not (w / "samples").exists():

@@ -148,7 +148,13 @@ def bundle_boundary(work: Path, dest: Path, report: dict[str, Any], steps: int) 
         for name in ("config.json", "model.safetensors", "preprocessor_config.json", "trainer_state.json"):
             shutil.copy2(work / "boundary" / name, tmp / name)
         (tmp / "eval.json").write_text(json.dumps(report, indent=2))
-        (tmp / "README.md").write_text(BOUNDARY_CARD.format(steps=steps, rows="\n".join(rows)))
+        cfg = json.loads((work / "boundary" / "config.json").read_text())
+        params = (work / "boundary" / "model.safetensors").stat().st_size / 4e6  # float32 weights
+        sizes, depths = ("-".join(str(v) for v in cfg[k]) for k in ("hidden_sizes", "depths"))
+        card = BOUNDARY_CARD.format(
+            steps=steps, rows="\n".join(rows), sizes=sizes, depths=depths, params=params
+        )
+        (tmp / "README.md").write_text(card)
     print(f"bundled {work / 'boundary'} -> {dest}", flush=True)
 
 
@@ -217,12 +223,12 @@ def bundle(work: Path, dest: Path, naip_val: Path | None, steps: dict[str, int])
 
 BOUNDARY_CARD = """# tiny-boundary
 
-The EPOC boundary model magseg refines with by default: a tiny SegFormer (hidden sizes 16-32-64-128, one
-block per stage, ~0.4M parameters) trained from scratch on CPU, {steps} steps of 8 random 256 px crops, on
+The EPOC boundary model magseg refines with by default: a tiny SegFormer (hidden sizes {sizes}, blocks
+{depths}, ~{params:.1f}M parameters) trained from scratch on CPU, {steps} steps of 8 random 256 px crops, on
 the bundled MAgSeg model's training data: the 160 synthetic scenes (seed 1, 0.5 m) and the 20 NAIP training
-tiles (1 m; sparse: 0 = "not annotated" pixels far from a field are not supervised). It runs at native
-pixel scale (any tile size). Refinement takes the pixelwise max of its map and the image fallback's
-(`fuse_image_fallback` in preprocessor_config.json), chosen on the NAIP training tiles.
+tiles (1 m, drawn 1.5x as often; sparse: 0 = "not annotated" pixels far from a field are not supervised).
+It runs at native pixel scale (any tile size). Refinement takes the pixelwise max of its map and the
+image fallback's (`fuse_image_fallback` in preprocessor_config.json), chosen on the NAIP training tiles.
 
 Recipe: `.venv/bin/python scripts/train_tiny_model.py --work runs/tiny --naip ../shared/data/naip-fields
 --boundary-steps {steps} --bundle-boundary magseg/assets/tiny-boundary` (config:
@@ -341,7 +347,7 @@ def main() -> None:
     if args.boundary_steps > 0 and not (w / "boundary" / "config.json").exists():
         # the EPOC boundary model on the same training data (scenes, not samples), NAIP val held out
         sources = (
-            [{"path": str(w / "synth")}, {"path": str(w / "naip-train"), "sparse": True}]
+            [{"path": str(w / "synth")}, {"path": str(w / "naip-train"), "sparse": True, "weight": 1.5}]
             if naip_val
             else None
         )
