@@ -46,7 +46,7 @@ def test_report_has_every_key_in_range(report: dict[str, Any]) -> None:
     assert report["patches_per_s"] > 0 and report["n_patches"] == 32 and report["n_scenes"] == 2
     assert report["config"]["context_size"] == 64  # from the model's card
     assert report["confidence"] is None  # no calibrator in this model's folder
-    for key in ("seam_excess", "seam_excess_refined"):  # a share minus a share
+    for key in ("seam_excess", "seam_excess_refined", "cell_excess", "cell_excess_refined"):  # share - share
         assert -1.0 <= report[key] <= 1.0
     for name in ("field_everywhere", "pixel_classifier"):
         check_method(report["baselines"][name], n_truth)
