@@ -140,6 +140,19 @@ def boundary_report(work: Path, naip_val: Path | None) -> dict[str, Any]:
     return out
 
 
+def boundary_curve_png(state: Path, out: Path) -> None:
+    """The boundary model's learning curve from its training log: training loss and, on the held-out NAIP
+    validation tiles, loss and boundary F1 against the step."""
+    log = json.loads(state.read_text())["log"]
+    val = [r for r in log if "val_f1" in r]
+    series = {
+        "training loss": [(r["step"], r["loss"]) for r in log if "loss" in r],
+        "NAIP val loss": [(r["step"], r["val_loss"]) for r in val],
+        "NAIP val boundary F1": [(r["step"], r["val_f1"]) for r in val],
+    }
+    line_chart_png(series, out, x_label="step", title="boundary model, CPU")
+
+
 def bundle_boundary(work: Path, dest: Path, report: dict[str, Any], steps: int) -> None:
     """Copy the boundary model, its training log and a card into ``dest``."""
     rows = [f"| {data} | {variant} | {v['truth_at_grid']['fields_miou']:.3f} | {v['field_everywhere']['fields_miou']:.3f} |"
@@ -148,6 +161,7 @@ def bundle_boundary(work: Path, dest: Path, report: dict[str, Any], steps: int) 
         for name in ("config.json", "model.safetensors", "preprocessor_config.json", "trainer_state.json"):
             shutil.copy2(work / "boundary" / name, tmp / name)
         (tmp / "eval.json").write_text(json.dumps(report, indent=2))
+        boundary_curve_png(work / "boundary" / "trainer_state.json", tmp / "learning_curve.png")
         cfg = json.loads((work / "boundary" / "config.json").read_text())
         params = (work / "boundary" / "model.safetensors").stat().st_size / 4e6  # float32 weights
         sizes, depths = ("-".join(str(v) for v in cfg[k]) for k in ("hidden_sizes", "depths"))
@@ -232,7 +246,9 @@ image fallback's (`fuse_image_fallback` in preprocessor_config.json), chosen on 
 
 Recipe: `.venv/bin/python scripts/train_tiny_model.py --work runs/tiny --naip ../shared/data/naip-fields
 --boundary-steps {steps} --bundle-boundary magseg/assets/tiny-boundary` (config:
-jobs/configs/boundary_bundle_cpu.yaml); training log: trainer_state.json.
+jobs/configs/boundary_bundle_cpu.yaml); training log: trainer_state.json, drawn as learning_curve.png (training
+loss; loss and boundary F1 on the NAIP validation tiles against the step). The MAgSeg model's per-class figures
+refined with this model, beside both baselines and the ceiling: `magseg/assets/tiny-magseg/README.md`.
 
 Fields mIoU after refinement (default threshold 0.3) of the truth's own class mask at the model's 8 px grid
 (the ceiling any model at that grid meets) and of "field everywhere" (`eval.json`):
@@ -346,14 +362,14 @@ def main() -> None:
         print(f"[{time.time() - t0:.0f}s] grpo done", flush=True)
     if args.boundary_steps > 0 and not (w / "boundary" / "config.json").exists():
         # the EPOC boundary model on the same training data (scenes, not samples), NAIP val held out
-        sources = (
+        boundary_sources = (
             [{"path": str(w / "synth")}, {"path": str(w / "naip-train"), "sparse": True, "weight": 1.5}]
             if naip_val
             else None
         )
         val = [{"path": str(naip_val), "sparse": True}] if naip_val else []
         run_boundary(load_boundary_config(BOUNDARY_CONFIG, output_dir=str(w / "boundary"), steps=args.boundary_steps,
-                                          sources=sources or [{"path": str(w / "synth")}], val_sources=val))  # fmt: skip
+                                          sources=boundary_sources or [{"path": str(w / "synth")}], val_sources=val))  # fmt: skip
         print(f"[{time.time() - t0:.0f}s] boundary done", flush=True)
     if args.bundle_boundary is not None:
         if not (w / "heldout").exists():

@@ -103,10 +103,8 @@ class _ModelRun:
         out["patch_dice"] = float(np.mean(self.patch_dice)) if self.patch_dice else None
         out.update(self.seams.summary())  # stitching artifacts: seam disagreement beyond the truth's
         refined = self.seams_refined.summary()
-        out["seam_excess_refined"], out["cell_excess_refined"] = (
-            refined["seam_excess"],
-            refined["cell_excess"],
-        )
+        out["seam_excess_refined"] = refined["seam_excess"]
+        out["cell_excess_refined"] = refined["cell_excess"]
         out["confidence"] = self.confidence_summary()
         out["tokens_per_patch"] = self.tokens / max(self.patches, 1)
         out["patches_per_s"] = self.patches / max(self.seconds, 1e-9)

@@ -60,9 +60,8 @@ class ServeConfig:
     model_gpus: float = 0.0
     model_threads: int = 1
     max_new_tokens: int | None = None  # generation cap per patch (None: the longest RRLE of the model's grid)
-    dtype: str | None = (
-        None  # model weights cast to float32 | bfloat16 | float16 (None: the checkpoint's own)
-    )
+    # model weights cast to float32 | bfloat16 | float16 (None: the checkpoint's own)
+    dtype: str | None = None
     max_batch_size: int = 32
     batch_wait_timeout_s: float = 0.02
     server_replicas: int = 1
