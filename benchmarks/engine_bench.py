@@ -27,7 +27,7 @@ import torch
 
 from magseg.bundled import BUNDLED_MODEL
 from magseg.inference import Predictor
-from magseg.inference.predict import scene_requests
+from magseg.inference.requests import scene_requests
 from magseg.model.generate import render_prompts
 from magseg.sources import list_scenes
 from magseg.synth import write_dataset

@@ -39,7 +39,8 @@ from skimage.segmentation import watershed
 
 from magseg.bundled import BUNDLED_MODEL
 from magseg.codec import decode, encode, grid_to_mask, mask_to_grid
-from magseg.inference.predict import patch_origins, stitch_grids
+from magseg.inference.predict import stitch_grids
+from magseg.inference.requests import patch_origins
 from magseg.mapping import plan_region, write_partitioned
 from magseg.mapping.config import MapConfig
 from magseg.mapping.pipeline import run_region

@@ -55,17 +55,30 @@ def stitch(grids: Sequence[np.ndarray], layout: PatchLayout, dtype: np.dtype | t
     return canvas[: layout.height, : layout.width]
 
 
-def window_origin(x0: int, y0: int, height: int, width: int, window: int | None) -> tuple[int, int, int, int]:
+def window_origin(
+    x0: int, y0: int, height: int, width: int, window: int | None, patch: int | None = None
+) -> tuple[int, int, int, int]:
     """The scene window (wx, wy, w, h) a patch at (x0, y0) is predicted in.
 
     Scenes larger than ``window`` (the scene size a model was trained on) are seen as windows of that
     side at multiples of it, the last moved inward to end at the scene edge; a patch whose origin is a
-    multiple of the patch side (itself dividing ``window``) lies wholly inside its window. ``None`` or a
-    scene no larger than the window: the whole scene.
+    multiple of the patch side (itself dividing ``window``) lies wholly inside its window. A patch of
+    side ``patch`` at any other offset (magseg.inference.rereads) that would cross that window's edge is
+    seen in the window at the multiple of half the window below it, which holds it whole when ``patch`` <=
+    ``window`` / 2 (else in one starting at the patch), as training's windows held their patches. ``None`` or a scene no larger than the
+    window: the whole scene.
     """
     if window is None:
         return 0, 0, width, height
     w, h = min(window, width), min(window, height)
-    wx = min((x0 // w) * w, width - w)
-    wy = min((y0 // h) * h, height - h)
-    return wx, wy, w, h
+    return _window_start(x0, w, width, patch), _window_start(y0, h, height, patch), w, h
+
+
+def _window_start(start: int, side: int, total: int, patch: int | None) -> int:
+    """Where the window of ``side`` px holding a patch starting at ``start`` begins along one axis."""
+    at = min((start // side) * side, total - side)
+    if patch is None or start + patch <= at + side:
+        return at
+    step = max(side // 2, 1)
+    at = min((start // step) * step, total - side)
+    return at if start + patch <= at + side else min(start, total - side)

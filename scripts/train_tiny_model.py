@@ -36,6 +36,9 @@ from magseg.viz import line_chart_png
 TRAIN_SEED = 1
 BOUNDARY_CONFIG = Path(__file__).resolve().parents[1] / "jobs/configs/boundary_bundle_cpu.yaml"
 HELDOUT_SEED = 99  # evaluation scenes: a seed never used in training
+# seam re-reads the bundle runs with (magseg.inference.rereads; decoding.rereads in its card): the largest
+# share keeping output tokens <= 1.3x on the calibration scenes (seed 51), README "Cross-patch context"
+REREADS = 0.2
 #: One prompt format; synthetic scenes drawn class-balanced, NAIP patches mostly labelled (0 = not annotated).
 SYNTH = SampleConfig(patch=64, grid=8, per_scene=64, context_size=64, with_crop=True, window=512,
                      balance=0.5, augment=True, jitter=0.1)  # fmt: skip
@@ -212,6 +215,7 @@ def bundle(work: Path, dest: Path, naip_val: Path | None, steps: dict[str, int])
                 "heldout_seed": HELDOUT_SEED,
                 **steps,
                 "stage": "grpo" if grpo_helps else "sft",
+                "decoding": {"rereads": REREADS},
             },  # fmt: skip
         )
         (tmp / "eval.json").write_text(json.dumps(bundled_report(report, grpo_helps), indent=2, default=str))

@@ -44,3 +44,19 @@ def test_window_origin_holds_every_patch() -> None:
                 assert wx <= x0 and x0 + 64 <= wx + w <= width
                 assert wy <= y0 and y0 + 64 <= wy + h <= height
     assert window_origin(600, 100, 1024, 1024, None) == (0, 0, 1024, 1024)
+
+
+def test_window_origin_holds_offset_patches_given_their_side() -> None:
+    from magseg.patches import window_origin
+
+    for height, width, patch in [(1024, 1024, 64), (1000, 700, 64), (1024, 1024, 300)]:
+        for x0 in range(0, width - patch + 1, 32):
+            for y0 in range(0, height - patch + 1, 32):
+                wx, wy, w, h = window_origin(x0, y0, height, width, 512, patch)
+                assert (w, h) == (min(512, width), min(512, height))
+                assert wx <= x0 and x0 + patch <= wx + w <= width
+                assert wy <= y0 and y0 + patch <= wy + h <= height
+    # a patch inside its usual window keeps it (the scene's shared context); one across its edge does not
+    assert window_origin(448, 0, 1024, 1024, 512, 64)[0] == 0
+    assert window_origin(480, 0, 1024, 1024, 512, 64)[0] == 256
+    assert window_origin(480, 0, 1024, 1024, 512)[0] == 0

@@ -89,6 +89,13 @@ from magseg.dtypes import DTYPES
     help="Logit bias per class name for greedy decoding, e.g. 'tree=1,well=3' ('none': no bias; default: the "
     "model card's decoding.class_bias). Tune it on scenes you will not report on.",
 )
+@click.option(
+    "--rereads",
+    type=float,
+    default=None,
+    help="Share of each scene's patches re-read over the seams where its patches disagree (0: independent "
+    "patches; default: the model card's decoding.rereads).",
+)
 def command(
     model_path: Path | None,
     data_path: Path,
@@ -109,6 +116,7 @@ def command(
     fit_confidence: Path | None,
     reliability_path: Path | None,
     class_bias: str | None,
+    rereads: float | None,
 ) -> None:
     """Evaluate a model on labelled scenes: per-class instance metrics, mean DICE, decode validity,
     tokens per patch and patches/s, with and without refinement, beside two baselines ("field"
@@ -147,6 +155,7 @@ def command(
         crop_size=crop_size,
         with_crop=with_crop,
         class_bias=parse_class_bias(class_bias),
+        rereads=rereads,
     )
     if reliability_path is not None and report.get("confidence"):
         fields = Reliability(**report["confidence"]["fields"])

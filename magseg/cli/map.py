@@ -36,6 +36,12 @@ from magseg.dtypes import DTYPES
     help="Cast the model's weights (default: the checkpoint's own); bfloat16 is faster on CPUs with AMX.",
 )
 @click.option(
+    "--rereads",
+    type=float,
+    default=None,
+    help="Share of each tile's patches re-read over disagreeing seams (default: the model card's; 0: none).",
+)
+@click.option(
     "--boundary",
     default=None,
     help="Trained boundary model folder (default: the bundled one; 'none': image fallback).",
@@ -63,6 +69,7 @@ def command(
     max_cloud: float | None,
     engine: str | None,
     dtype: str | None,
+    rereads: float | None,
     boundary: str | None,
     export: str | None,
     address: str | None,
@@ -88,6 +95,7 @@ def command(
         "max_cloud": max_cloud,
         "engine": engine,
         "dtype": dtype,
+        "rereads": rereads,
         "boundary": boundary,
         "export": export,
         "address": address,

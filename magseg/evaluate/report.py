@@ -131,6 +131,12 @@ def confidence_lines(report: dict[str, Any]) -> list[str]:
     return out
 
 
+def _rereads(report: dict[str, Any]) -> str:
+    """' + N seam re-reads (share S)' when the model re-read seams, else ''."""
+    rr = report.get("rereads") or {}
+    return f" + {rr['patches']} seam re-reads (share {rr['share']:g})" if rr.get("share") else ""
+
+
 def format_report(report: dict[str, Any]) -> str:
     """The whole text report of `magseg eval`."""
     cfg = report["config"]
@@ -140,8 +146,8 @@ def format_report(report: dict[str, Any]) -> str:
     biased = ", class bias " + " ".join(f"{k} {v:+g}" for k, v in bias.items()) if bias else ""
     head = [
         f"model {report['model']} (p={cfg['patch']}, g={cfg['grid']}, context {cfg['context_size']} px, {crop}{biased})",
-        f"data {report['data']}: {report['n_scenes']} scenes, {report['n_patches']} patches; "
-        f"boundary: {report['boundary']}",
+        f"data {report['data']}: {report['n_scenes']} scenes, {report['n_patches']} patches"
+        f"{_rereads(report)}; boundary: {report['boundary']}",
         f"decode valid {report['decode_valid_rate']:.1%}, {report['tokens_per_patch']:.1f} tokens/patch "
         f"({measured}), {report['patches_per_s']:.2f} patches/s",
         "",

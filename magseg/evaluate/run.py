@@ -53,7 +53,7 @@ class _ModelRun:
         self.predictor = predictor
         self.refined = MethodScores()
         self.raw = MethodScores()
-        self.patches = self.valid = self.tokens = 0
+        self.patches = self.valid = self.tokens = self.rereads = 0
         self.seconds = 0.0
         self.tokens_measured = True
         self.patch_dice: list[float] = []
@@ -106,7 +106,8 @@ class _ModelRun:
         out["seam_excess_refined"] = refined["seam_excess"]
         out["cell_excess_refined"] = refined["cell_excess"]
         out["confidence"] = self.confidence_summary()
-        out["tokens_per_patch"] = self.tokens / max(self.patches, 1)
+        out["tokens_per_patch"] = self.tokens / max(self.patches, 1)  # re-reads' tokens included
+        out["rereads"] = {"share": self.predictor.rereads, "patches": self.rereads}
         out["patches_per_s"] = self.patches / max(self.seconds, 1e-9)
         out["refinement_off"] = self.raw.summary()
         out["model"] = self.predictor.name
@@ -224,7 +225,8 @@ def evaluate_scenes(
             pred = run.predictor.predict(scene.image)
             run.patches += pred.n_patches
             run.valid += sum(r.valid for r in pred.reports)
-            run.tokens += sum(pred.tokens)
+            run.tokens += pred.output_tokens
+            run.rereads += len(pred.reread_origins)
             run.seconds += pred.timings["total_s"]
             run.tokens_measured &= pred.tokens_measured
             run.add_patch_dice(pred.grids, pred.origins, scene.labels.semantic)
@@ -332,12 +334,14 @@ def run_eval(
     log: Progress | None = None,
     fit_confidence: str | os.PathLike[str] | None = None,
     class_bias: Mapping[str, float] | None = None,
+    rereads: float | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Evaluate a model folder (default: the bundled one) on a labelled-scene folder; see evaluate_scenes.
 
     ``overrides`` (patch, grid, context_size, crop_size, with_crop; None = as recorded with the model)
-    apply to ``model`` and ``compare`` alike; ``class_bias`` (None: the model card's) to ``model`` only.
+    apply to ``model`` and ``compare`` alike; ``class_bias`` and ``rereads`` (None: the model card's) to
+    ``model`` only.
     """
     model_path = Path(model) if model is not None else BUNDLED_MODEL
     _check_model(model_path, "model")
@@ -357,7 +361,9 @@ def run_eval(
         "device": device,
         "dtype": dtype,
     }
-    predictor = Predictor.from_pretrained(model_path, **kwargs, class_bias=class_bias, **overrides)
+    predictor = Predictor.from_pretrained(
+        model_path, **kwargs, class_bias=class_bias, rereads=rereads, **overrides
+    )
     other = Predictor.from_pretrained(compare, **kwargs, **overrides) if compare is not None else None
     first = refs[0].load()
     classifier, fitted_on = fit_baseline_classifier(

@@ -12,11 +12,10 @@ from magseg.inference.predict import (
     Predictor,
     ScenePrediction,
     default_max_new_tokens,
-    patch_origins,
     predict_scene,
-    scene_requests,
     stitch_grids,
 )
+from magseg.inference.requests import patch_origins, scene_requests
 from magseg.model.generate import token_counts
 
 __all__ = [

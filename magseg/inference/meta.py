@@ -118,6 +118,21 @@ def read_class_bias(model_dir: str | os.PathLike[str]) -> dict[str, float]:
     return {}
 
 
+def read_rereads(model_dir: str | os.PathLike[str]) -> float:
+    """The share of seam re-reads the model's card asks inference to run (``decoding.rereads``, chosen on
+    calibration scenes; magseg.inference.rereads), 0.0 when it names none: eval, mapping and serve alike."""
+    for cand in _candidates(model_dir):
+        meta = _card(cand)
+        if meta is None:
+            continue
+        decoding = meta.get("decoding") or {}
+        value = decoding.get("rereads", 0.0) if isinstance(decoding, dict) else None
+        if not isinstance(value, int | float) or not 0 <= value <= 4:
+            raise InputError(f"{cand / META_NAME}: decoding.rereads must be a share in [0, 4]; fix the card")
+        return float(value)
+    return 0.0
+
+
 def resolve_config(model_dir: str | os.PathLike[str], **overrides: Any) -> tuple[ModelFormat, str]:
     """The model's recorded config with ``overrides`` (None values ignored) applied; and where it came from."""
     recorded = read_model_meta(model_dir)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -10,21 +9,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from magseg.classes import CLASSES
 from magseg.codec import DecodeReport, cell_scores, decode, encode, grid_to_mask
 from magseg.dtypes import check_dtype
 from magseg.errors import InputError
-from magseg.format import ModelFormat, encode_jpeg
+from magseg.format import ModelFormat
 from magseg.inference.engine import CountingHFEngine, Engine, generate_scored
-from magseg.inference.meta import read_class_bias, resolve_config
-from magseg.inference.neighbours import Edges, first_pass, merge_passes, second_pass_edges
+from magseg.inference.meta import read_class_bias, read_rereads, resolve_config
+from magseg.inference.neighbours import first_pass, merge_passes, second_pass_edges
+from magseg.inference.requests import scene_requests
+from magseg.inference.rereads import Reread, check_share, choose_rereads, merge_scored
 from magseg.model.generate import Request, Scored, class_logit_bias
-from magseg.patches import PatchLayout, stitch, window_origin
-from magseg.prompts import PatchSpec, user_turn
-
-# The very encoder the samples were built with, so inference images are the same JPEG bytes.
+from magseg.patches import PatchLayout, stitch
+from magseg.prompts import PatchSpec
 
 
 @dataclass
@@ -43,10 +41,19 @@ class ScenePrediction:
     # (H, W) float32: the probability the model gave the tokens of each pixel's RRLE run (codec.cell_scores);
     # None when the engine reports no token probabilities
     confidence: np.ndarray | None = None
+    # the seam re-reads written into ``semantic`` (magseg.inference.rereads): their (x0, y0) and tokens
+    reread_origins: list[tuple[int, int]] = field(default_factory=list)
+    reread_tokens: list[int] = field(default_factory=list)
 
     @property
     def n_patches(self) -> int:
+        """The scene's patches (its grid); re-reads are counted apart (``reread_origins``)."""
         return len(self.origins)
+
+    @property
+    def output_tokens(self) -> int:
+        """Every token the model wrote for this scene: its patches' and its re-reads'."""
+        return int(sum(self.tokens) + sum(self.reread_tokens))
 
     @property
     def valid_rate(self) -> float:
@@ -61,18 +68,6 @@ class ScenePrediction:
     def patches_per_s(self) -> float:
         """Patches over the whole prediction time (prompts, generation, decoding, stitching)."""
         return self.n_patches / max(self.timings.get("total_s", 0.0), 1e-9)
-
-
-def patch_origins(height: int, width: int, patch: int) -> list[tuple[int, int]]:
-    """Disjoint p x p patches, row-major; the last row/column is moved inward to end at the scene edge.
-
-    Training crops never leave the scene (their top-left is drawn over valid positions only), so an
-    edge patch overlaps its neighbour rather than showing the model padding it never saw.
-    """
-    if height < patch or width < patch:
-        raise InputError(f"scene {height}x{width} is smaller than the patch {patch}; use a smaller --patch")
-    layout = PatchLayout(height, width, patch)
-    return [(min(x0, width - patch), min(y0, height - patch)) for x0, y0 in layout.origins()]
 
 
 def stitch_scored(
@@ -110,65 +105,15 @@ def stitch_grids(
     return canvas
 
 
-def _as_pil(jpeg: dict[str, Any]) -> Image.Image:
-    img = Image.open(io.BytesIO(jpeg["bytes"]))
-    img.load()
-    return img
-
-
-def check_scene_image(image: np.ndarray) -> np.ndarray:
-    """The scene as a (3, H, W) uint8 array, or an InputError saying what is wrong with it."""
-    arr = np.asarray(image)
-    if arr.ndim != 3 or arr.shape[0] != 3 or arr.dtype != np.uint8:
-        raise InputError(
-            f"the scene must be a (3, H, W) uint8 RGB array, got {arr.shape} {arr.dtype}; read it as RGB"
-        )
-    return arr
-
-
-def scene_requests(
-    image: np.ndarray, config: ModelFormat, edges: Mapping[tuple[int, int], Edges] | None = None
-) -> tuple[list[PatchSpec], list[Request]]:
-    """One request per patch, built exactly as magseg.samples builds a training sample's prompt.
-
-    A scene larger than the model's window is seen window by window (magseg.patches.window_origin):
-    each patch's context image and box are those of its window, as in training. The specs keep the
-    patch's position in the whole scene. With ``edges`` (origin -> its neighbours' edge cells, the
-    checkerboard's second pass, magseg.inference.neighbours) only those patches are built, each told them.
-    """
-    arr = check_scene_image(image)
-    height, width = arr.shape[1:]
-    hwc = np.ascontiguousarray(arr.transpose(1, 2, 0))
-    contexts: dict[tuple[int, int, int, int], Image.Image] = {}
-    specs: list[PatchSpec] = []
-    requests: list[Request] = []
-    for x0, y0 in patch_origins(height, width, config.patch):
-        if edges is not None and (x0, y0) not in edges:
-            continue
-        win = window_origin(x0, y0, height, width, config.window)
-        wx, wy, w, h = win
-        if win not in contexts:
-            view = np.ascontiguousarray(hwc[wy : wy + h, wx : wx + w])
-            contexts[win] = _as_pil(encode_jpeg(view, config.context_size, config.jpeg_quality))
-        told = None if edges is None else edges[(x0, y0)]
-        local = PatchSpec(x0 - wx, y0 - wy, config.patch, w, h, config.grid, told)
-        images = [contexts[win]]
-        if config.with_crop:
-            crop = hwc[y0 : y0 + config.patch, x0 : x0 + config.patch]
-            images.append(_as_pil(encode_jpeg(crop, config.crop_size, config.jpeg_quality)))
-        specs.append(PatchSpec(x0, y0, config.patch, width, height, config.grid))
-        requests.append((images, [user_turn(local, with_crop=config.with_crop)]))
-    return specs, requests
-
-
 def predict_scene(
-    image: np.ndarray, engine: Engine, config: ModelFormat, processor: Any = None
+    image: np.ndarray, engine: Engine, config: ModelFormat, processor: Any = None, rereads: float = 0.0
 ) -> ScenePrediction:
     """Predict a scene's class mask: all its patches go to the engine together (one shared scene prefix).
 
-    ``processor`` is only used to estimate token counts for an engine that does not report them.
+    ``processor`` is only used to estimate token counts for an engine that does not report them;
+    ``rereads``: the share of seam re-reads (magseg.inference.rereads; 0: none).
     """
-    return predict_scenes([image], engine, config, processor)[0]
+    return predict_scenes([image], engine, config, processor, rereads)[0]
 
 
 def _two_passes(
@@ -203,15 +148,58 @@ def _two_passes(
     return out, measured and measured_b
 
 
+Stitched = tuple[np.ndarray, list[tuple[np.ndarray, DecodeReport]], np.ndarray | None]
+
+
+def _reread_scenes(
+    images: list[np.ndarray],
+    stitched: list[Stitched],
+    origins: list[list[tuple[int, int]]],
+    engine: Engine,
+    config: ModelFormat,
+    processor: Any,
+    share: float,
+) -> tuple[list[Stitched], list[list[Reread]], list[list[int]], bool]:
+    """The seam re-reads of every scene in one engine call, merged into each scene's stitched mask (and
+    token probabilities): (stitched, re-reads, their tokens, per scene; whether counts were measured)."""
+    plans = [
+        choose_rereads(semantic, o, config.patch, config.grid, share)
+        for (semantic, _, _), o in zip(stitched, origins, strict=True)
+    ]
+    requests = [
+        r
+        for image, plan in zip(images, plans, strict=True)
+        for r in scene_requests(image, config, origins=[(p.x0, p.y0) for p in plan])[1]
+    ]
+    scored, measured = generate_scored(engine, requests, processor) if requests else ([], True)
+    out: list[Stitched] = []
+    tokens: list[list[int]] = []
+    at = 0
+    for (semantic, decoded, confidence), plan in zip(stitched, plans, strict=True):
+        mine = scored[at : at + len(plan)]
+        at += len(plan)
+        merged, merged_conf = merge_scored(semantic, confidence, plan, mine, config.patch, config.grid)
+        out.append((merged, decoded, merged_conf))
+        tokens.append([s.tokens for s in mine])
+    return out, plans, tokens, measured
+
+
 def predict_scenes(
-    images: list[np.ndarray], engine: Engine, config: ModelFormat, processor: Any = None
+    images: list[np.ndarray],
+    engine: Engine,
+    config: ModelFormat,
+    processor: Any = None,
+    rereads: float = 0.0,
 ) -> list[ScenePrediction]:
     """Predict several scenes with their patches in the same engine batches (the region job's model actor
-    fills its batches from several tiles); each scene's masks are those it gets alone (tested).
+    fills its batches from several tiles); each scene's masks are those it gets alone (tested). With
+    ``rereads`` > 0, a second engine call re-reads up to that share of each scene's patches over its
+    disagreeing seams (magseg.inference.rereads), again batched across the scenes.
 
     Timings are shared between the scenes in proportion to their patches.
     """
     config.check()
+    share = check_share(rereads)
     t0 = time.perf_counter()
     built = [scene_requests(image, config) for image in images]
     t1 = time.perf_counter()
@@ -221,32 +209,49 @@ def predict_scenes(
         scored, measured = generate_scored(engine, [r for _, reqs in built for r in reqs], processor)
     texts, tokens = [s.text for s in scored], [s.tokens for s in scored]
     t2 = time.perf_counter()
-    total = sum(len(specs) for specs, _ in built)
+    origins = [[(s.x0, s.y0) for s in specs] for specs, _ in built]
+    stitched: list[Stitched] = []
+    decode_s: list[float] = []
+    start = 0
+    for specs, o in zip((specs for specs, _ in built), origins, strict=True):
+        t3 = time.perf_counter()
+        shape = (specs[0].scene_height, specs[0].scene_width)
+        stitched.append(stitch_scored(scored[start : start + len(specs)], o, shape, config))
+        decode_s.append(time.perf_counter() - t3)
+        start += len(specs)
+    plans: list[list[Reread]] = [[] for _ in images]
+    again: list[list[int]] = [[] for _ in images]
+    t4 = time.perf_counter()
+    if share > 0:
+        stitched, plans, again, measured_again = _reread_scenes(
+            images, stitched, origins, engine, config, processor, share
+        )
+        measured = measured and measured_again
+    reread_s = time.perf_counter() - t4
+    total = sum(len(o) for o in origins)
     out: list[ScenePrediction] = []
     start = 0
-    for specs, _ in built:
-        t3 = time.perf_counter()
-        end = start + len(specs)
-        origins = [(s.x0, s.y0) for s in specs]
-        shape = (specs[0].scene_height, specs[0].scene_width)
-        semantic, decoded, confidence = stitch_scored(scored[start:end], origins, shape, config)
-        grids = [grid for grid, _ in decoded]
-        share = len(specs) / total
-        timings = {"prepare_s": (t1 - t0) * share, "generate_s": (t2 - t1) * share}
-        timings["decode_s"] = time.perf_counter() - t3
+    for k, o in enumerate(origins):
+        end = start + len(o)
+        semantic, decoded, confidence = stitched[k]
+        share_k = len(o) / total
+        timings = {"prepare_s": (t1 - t0) * share_k, "generate_s": (t2 - t1 + reread_s) * share_k}
+        timings["decode_s"] = decode_s[k]
         timings["total_s"] = sum(timings.values())
         out.append(
             ScenePrediction(
                 semantic=semantic,
-                origins=origins,
+                origins=o,
                 texts=texts[start:end],
-                grids=grids,
+                grids=[grid for grid, _ in decoded],
                 reports=[report for _, report in decoded],
                 tokens=tokens[start:end],
                 tokens_measured=measured,
                 config=config,
                 timings=timings,
                 confidence=confidence,
+                reread_origins=[(p.x0, p.y0) for p in plans[k]],
+                reread_tokens=again[k],
             )
         )
         start = end
@@ -264,11 +269,19 @@ def default_max_new_tokens(processor: Any, grid: int) -> int:
 class Predictor:
     """A model ready for scenes: engine + the sample format it was trained on."""
 
-    def __init__(self, engine: Engine, config: ModelFormat, processor: Any = None, name: str = "") -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        config: ModelFormat,
+        processor: Any = None,
+        name: str = "",
+        rereads: float = 0.0,
+    ) -> None:
         self.engine = engine
         self.config = config
         self.processor = processor
         self.name = name
+        self.rereads = check_share(rereads)  # the share of seam re-reads (magseg.inference.rereads)
 
     @classmethod
     def from_pretrained(
@@ -280,10 +293,12 @@ class Predictor:
         device: str | None = None,
         dtype: str | None = None,
         class_bias: Mapping[str, float] | None = None,
+        rereads: float | None = None,
         **overrides: Any,
     ) -> Predictor:
         """Load a local model (or LoRA folder); its magseg.json sets the format and the decoding's class
-        bias (``class_bias`` given wins; {} decodes with none), ``overrides`` win over the format.
+        bias (``class_bias`` given wins; {} decodes with none) and its share of seam re-reads (``rereads``
+        given wins; 0 runs none), ``overrides`` win over the format.
         ``dtype`` (one of magseg.dtypes.DTYPES; None: the checkpoint's own) casts the weights: "bfloat16"
         runs the tiny model 1.3-1.5x faster on a CPU with AMX, with slightly different masks (README,
         "Benchmarks")."""
@@ -300,7 +315,8 @@ class Predictor:
             batch_size=batch_size,
             logit_bias=class_logit_bias(processor.tokenizer, bias),
         )
-        return cls(engine, config, processor, name=str(model_path))
+        share = read_rereads(model_path) if rereads is None else rereads
+        return cls(engine, config, processor, name=str(model_path), rereads=share)
 
     @classmethod
     def from_vllm(
@@ -316,7 +332,7 @@ class Predictor:
         limit = max_new_tokens or default_max_new_tokens(processor, config.grid)
         bias = class_logit_bias(processor.tokenizer, read_class_bias(model_path))
         engine = VLLMEngine(model_path, processor, max_new_tokens=limit, logit_bias=bias)
-        return cls(engine, config, processor, name=str(model_path))
+        return cls(engine, config, processor, name=str(model_path), rereads=read_rereads(model_path))
 
     @classmethod
     def for_engine(
@@ -327,25 +343,28 @@ class Predictor:
         batch_size: int = 8,
         max_new_tokens: int | None = None,
         dtype: str | None = None,
+        rereads: float | None = None,
     ) -> Predictor:
         """The model behind an engine name: "vllm" (GPU hosts, see from_vllm; vLLM picks its own dtype),
         "hf" (from_pretrained) or "hf-generate": the hf model decoded by transformers' own generate with no
         prefix shared (the same greedy tokens, slower: the reference the engine's speed-ups are measured
-        against)."""
+        against). ``rereads``: the share of seam re-reads (None: the model card's)."""
         if engine == "vllm":
-            return cls.from_vllm(model_path, max_new_tokens=max_new_tokens)
+            predictor = cls.from_vllm(model_path, max_new_tokens=max_new_tokens)
+            predictor.rereads = predictor.rereads if rereads is None else check_share(rereads)
+            return predictor
         if engine not in ("hf", "hf-generate"):
             raise InputError(f"engine {engine!r} is not one of hf, hf-generate, vllm")
         predictor = cls.from_pretrained(
-            model_path, batch_size=batch_size, max_new_tokens=max_new_tokens, dtype=dtype
+            model_path, batch_size=batch_size, max_new_tokens=max_new_tokens, dtype=dtype, rereads=rereads
         )
         if engine == "hf-generate":
             predictor.engine.share_prefix = predictor.engine.lean = False  # type: ignore[attr-defined]
         return predictor
 
     def predict(self, image: np.ndarray) -> ScenePrediction:
-        return predict_scene(image, self.engine, self.config, self.processor)
+        return predict_scene(image, self.engine, self.config, self.processor, self.rereads)
 
     def predict_many(self, images: list[np.ndarray]) -> list[ScenePrediction]:
         """Several scenes, their patches batched together; each result as ``predict`` gives it alone."""
-        return predict_scenes(images, self.engine, self.config, self.processor)
+        return predict_scenes(images, self.engine, self.config, self.processor, self.rereads)

@@ -13,7 +13,8 @@ import numpy as np
 from magseg.codec import decode, encode, mask_to_grid
 from magseg.errors import InputError
 from magseg.format import ModelFormat
-from magseg.inference.predict import ScenePrediction, patch_origins, stitch_grids
+from magseg.inference.predict import ScenePrediction, stitch_grids
+from magseg.inference.requests import patch_origins
 
 __all__ = ["TruthPredictor"]
 

@@ -48,6 +48,7 @@ class MapConfig:
     margin_px: int = DEFAULT_MARGIN_PX  # read around the core, so objects on the seams are seen whole
     max_new_tokens: int | None = None  # generation cap per patch (None: the longest RRLE of the model's grid)
     dtype: str | None = None  # weights cast to float32 | bfloat16 | float16 (None: the checkpoint's own)
+    rereads: float | None = None  # share of seam re-reads per tile (None: the model card's; 0: none)
     batch_size: int = 128  # patches per generate call, filled from several tiles (a default tile has 64)
     actors: int = 1  # model actors
     cpus_per_actor: float = 1.0
@@ -71,6 +72,9 @@ class MapConfig:
         if not (math.isfinite(self.gsd) and self.gsd > 0):
             raise InputError(f"gsd {self.gsd!r} must be a positive number of metres per pixel")
         check_dtype(self.dtype)
+        # as magseg.inference.rereads.check_share, without importing the model stack into the driver
+        if self.rereads is not None and not 0 <= float(self.rereads) <= 4:
+            raise InputError(f"rereads {self.rereads} is not in [0, 4]; use e.g. 0.2 (0 turns re-reads off)")
         if self.max_new_tokens is not None and int(self.max_new_tokens) < 1:
             raise InputError(f"max_new_tokens must be at least 1 (or unset), got {self.max_new_tokens}")
         for name in ("batch_size", "actors", "threads_per_actor", "max_tiles"):
@@ -101,6 +105,8 @@ class MapConfig:
             out["max_new_tokens"] = int(self.max_new_tokens)
         if self.dtype is not None:  # another dtype writes slightly other masks
             out["dtype"] = self.dtype
+        if self.rereads is not None:  # re-reads rewrite masks along seams
+            out["rereads"] = self.rereads
         return out
 
     def to_dict(self) -> dict[str, Any]:

@@ -156,6 +156,7 @@ def _execute(
             "threads": config.threads_per_actor,
             "max_new_tokens": config.max_new_tokens,
             "dtype": config.dtype,
+            "rereads": config.rereads,
         },
         batch_size=_tiles_per_call(config, patch),
         batch_format="numpy",

@@ -89,6 +89,7 @@ class TileModel:
         threads: int = 1,
         max_new_tokens: int | None = None,
         dtype: str | None = None,
+        rereads: float | None = None,
     ) -> None:
         from magseg.inference import Predictor, resolve_config
         from magseg.inference.standin import TruthPredictor
@@ -101,7 +102,7 @@ class TileModel:
 
         torch.set_num_threads(max(int(threads), 1))  # Ray sets OMP threads to the actor's CPUs; say it here
         self.predictor = Predictor.for_engine(
-            model, engine, batch_size=batch_size, max_new_tokens=max_new_tokens, dtype=dtype
+            model, engine, batch_size=batch_size, max_new_tokens=max_new_tokens, dtype=dtype, rereads=rereads
         )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -125,7 +126,7 @@ class TileModel:
                 [_quantised(by_tile[i].confidence) if i in by_tile else empty for i in range(n)]
             ),
             patches=np.array([by_tile[i].n_patches if i in by_tile else 0 for i in range(n)], np.int64),
-            tokens=np.array([int(sum(by_tile[i].tokens)) if i in by_tile else 0 for i in range(n)], np.int64),
+            tokens=np.array([by_tile[i].output_tokens if i in by_tile else 0 for i in range(n)], np.int64),
             valid_patches=np.array(
                 [int(sum(r.valid for r in by_tile[i].reports)) if i in by_tile else 0 for i in range(n)],
                 np.int64,

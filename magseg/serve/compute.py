@@ -17,7 +17,9 @@ from magseg.confidence import Calibrator
 from magseg.errors import InputError
 from magseg.format import ModelFormat
 from magseg.inference.neighbours import first_pass, merge_passes, second_pass_edges
-from magseg.inference.predict import patch_origins, scene_requests, stitch_scored
+from magseg.inference.predict import stitch_scored
+from magseg.inference.requests import patch_origins, scene_requests
+from magseg.inference.rereads import check_share, choose_rereads, merge_scored
 from magseg.mapping.plan import Tile, plan_region
 from magseg.mapping.read import read_tile
 from magseg.mapping.seams import merge_seams
@@ -79,12 +81,14 @@ class TileComputer:
         max_grid_tiles: int = 64,
         cache_settings: dict[str, Any] | None = None,
         calibrator: Calibrator | None = None,
+        rereads: float = 0.0,
     ) -> None:
         self.catalog, self.generate, self.inference = catalog, generate, inference
         self.epsg, self.gsd, self.tile_px, self.margin_px = epsg, gsd, tile_px, margin_px
         self.refine, self.boundary, self.search, self.asset = refine, boundary, search, asset
         self.cache_tiles, self.max_grid_tiles = cache_tiles, max_grid_tiles
         self.calibrator = calibrator  # per-field confidence (magseg:confidence) when the model has one
+        self.rereads = check_share(rereads)  # seam re-reads (magseg.inference.rereads)
         self.store = disk_cache(cache_dir, cache_settings or {}) if cache_dir else None
         self._memory: OrderedDict[str, gpd.GeoDataFrame] = OrderedDict()
         self._pending: dict[str, asyncio.Future[gpd.GeoDataFrame]] = {}
@@ -185,6 +189,8 @@ class TileComputer:
         origins = patch_origins(side, side, self.inference.patch)
         outputs = await self._generate_tile(img.image, origins)
         semantic, _, token_conf = stitch_scored(outputs, origins, (side, side), self.inference)
+        if self.rereads > 0:
+            semantic, token_conf = await self._reread_tile(img.image, semantic, token_conf, origins)
         result = await asyncio.to_thread(
             tile_pieces,
             tile,
@@ -218,6 +224,16 @@ class TileComputer:
         edges = second_pass_edges(origins, first, [s.text for s in a], self.inference)
         b = await asyncio.gather(*(self.generate(r) for r in scene_requests(image, self.inference, edges)[1]))
         return merge_passes(first, a, b)
+
+    async def _reread_tile(
+        self, image: Any, semantic: Any, token_conf: Any, origins: list[tuple[int, int]]
+    ) -> tuple[Any, Any]:
+        """The tile's seam re-reads (magseg.inference.rereads), as predict_scenes runs them."""
+        p, g = self.inference.patch, self.inference.grid
+        plan = choose_rereads(semantic, origins, p, g, self.rereads)
+        requests = scene_requests(image, self.inference, origins=[(r.x0, r.y0) for r in plan])[1]
+        again = await asyncio.gather(*(self.generate(r) for r in requests))
+        return merge_scored(semantic, token_conf, plan, again, p, g)
 
 
 def _empty(epsg: int) -> gpd.GeoDataFrame:

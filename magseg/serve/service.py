@@ -21,7 +21,7 @@ import shapely
 
 from magseg.confidence import load_calibrator
 from magseg.errors import EmptyInputError
-from magseg.inference.meta import resolve_config
+from magseg.inference.meta import read_rereads, resolve_config
 from magseg.mapping.pipeline import estimate_boundary_scale, spread
 from magseg.mapping.plan import plan_region, utm_epsg
 from magseg.mapping.source import tile_items
@@ -78,6 +78,7 @@ class TileService:
         self._responses: OrderedDict[tuple[str, int, int, int], bytes] = OrderedDict()
         self.layer = LayerService.from_config(config)
         calibrator = load_calibrator(config.model)
+        rereads = read_rereads(config.model)  # the card's seam re-reads, as eval and the region job run them
         self.computer = TileComputer(
             self.catalog,
             generate,
@@ -94,6 +95,7 @@ class TileService:
             cache_dir=config.cache_dir,
             max_grid_tiles=config.max_grid_tiles,
             calibrator=calibrator,
+            rereads=rereads,
             cache_settings={
                 "model": os.path.abspath(config.model),
                 "format": dataclasses.asdict(inference),
@@ -106,6 +108,7 @@ class TileService:
                 "confidence": dataclasses.asdict(calibrator) if calibrator else None,
                 "max_new_tokens": config.max_new_tokens,
                 "dtype": config.dtype,  # another dtype writes slightly other masks: other cached tiles
+                "rereads": rereads,
             },
         )
 

@@ -48,6 +48,7 @@ def test_report_has_every_key_in_range(report: dict[str, Any]) -> None:
     assert report["confidence"] is None  # no calibrator in this model's folder
     for key in ("seam_excess", "seam_excess_refined", "cell_excess", "cell_excess_refined"):  # share - share
         assert -1.0 <= report[key] <= 1.0
+    assert report["rereads"] == {"share": 0.0, "patches": 0}  # this model's card asks for none
     for name in ("field_everywhere", "pixel_classifier"):
         check_method(report["baselines"][name], n_truth)
         check_method(report["baselines"][name]["refinement_off"], n_truth)
@@ -92,6 +93,14 @@ def test_text_report(report: dict[str, Any]) -> None:
                    "field everywhere", "pixel classifier", "compare", " stitched, "):  # fmt: skip
         assert needle in text
     assert f"compare = {report['compare']['model']}" in text
+
+
+def test_rereads_are_counted_and_reported(model_dir: Path, synth_folder: Path) -> None:
+    out = run_eval(synth_folder, model_dir, max_new_tokens=MAX_NEW, batch_size=16, rereads=0.5, max_scenes=1)
+    assert out["rereads"]["share"] == 0.5 and 0 <= out["rereads"]["patches"] <= 8  # 16 patches a scene
+    assert "seam re-reads (share 0.5)" in format_report(out)
+    with pytest.raises(InputError, match="re-read share"):
+        run_eval(synth_folder, model_dir, max_new_tokens=MAX_NEW, rereads=-1, max_scenes=1)
 
 
 def run_cli(

@@ -88,3 +88,22 @@ def test_class_bias_lives_in_the_card_and_the_eval_flag_parses_it(tmp_path: Path
     for bad in ("tree", "tree=x", "tree:1"):
         with pytest.raises(InputError, match="CLASS=NUMBER"):
             parse_class_bias(bad)
+
+
+def test_rereads_live_in_the_card_and_bad_shares_are_one_line_errors(tmp_path: Path) -> None:
+    """decoding.rereads is read back (0.0 when none is recorded); the bundled card asks for some; a share
+    outside [0, 4] is an error, in the card and in a map config."""
+    from magseg.bundled import BUNDLED_MODEL
+    from magseg.inference.meta import read_rereads
+    from magseg.mapping.config import MapConfig
+
+    assert read_rereads(tmp_path) == 0.0
+    write_model_card_meta(tmp_path, SampleConfig(), extra={"decoding": {"rereads": 0.3}})
+    assert read_rereads(tmp_path) == 0.3
+    assert 0 < read_rereads(BUNDLED_MODEL) <= 0.3
+    write_model_card_meta(tmp_path, SampleConfig(), extra={"decoding": {"rereads": -1}})
+    with pytest.raises(InputError, match="decoding.rereads must be a share"):
+        read_rereads(tmp_path)
+    with pytest.raises(InputError, match="rereads 7"):
+        MapConfig(bbox=(0, 0, 0.01, 0.01), stac="x", out="o", rereads=7)
+    assert MapConfig(bbox=(0, 0, 0.01, 0.01), stac="x", out="o", rereads=0).result_settings()["rereads"] == 0

@@ -10,7 +10,8 @@ import pytest
 from magseg.codec import encode
 from magseg.format import ModelFormat
 from magseg.inference.neighbours import first_pass, merge_passes, second_pass_edges
-from magseg.inference.predict import predict_scene, scene_requests
+from magseg.inference.predict import predict_scene
+from magseg.inference.requests import scene_requests
 from magseg.model.generate import Request
 from magseg.prompts import edge_text, patch_text
 from magseg.samples.build import truth_edges

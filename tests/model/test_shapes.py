@@ -9,7 +9,7 @@ import pytest
 
 from magseg.errors import InputError
 from magseg.inference import ModelFormat, Predictor
-from magseg.inference.predict import scene_requests
+from magseg.inference.requests import scene_requests
 from magseg.model.generate import render_prompts
 from magseg.model.shapes import GEMMA_SPECIAL_IDS, GEMMA_VOCAB, build_gemma3_shaped, gemma_sized_tokenizer
 
