@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -28,14 +30,18 @@ def computer(
     calibrator: Calibrator | None = None,
     neighbours: float = 0.0,
     prompts: list[str] | None = None,
+    rereads: float = 0.0,
+    answer: Callable[[str], str] | None = None,
 ) -> TileComputer:
     async def generate(request: Request) -> Scored:
         calls.append(1)
+        text = request[1][0]["content"][1]["text"]
         if prompts is not None:
-            prompts.append(request[1][0]["content"][1]["text"])
+            prompts.append(text)
+        rrle = FIELD_EVERYWHERE if answer is None else answer(text)
         # with a calibrator, the engine reports token probabilities: the whole text at 0.9
-        probs = ((len(FIELD_EVERYWHERE), 0.9),) if calibrator is not None else None
-        return Scored(FIELD_EVERYWHERE, 9, probs)
+        probs = ((len(rrle), 0.9),) if calibrator is not None else None
+        return Scored(rrle, 9, probs)
 
     return TileComputer(
         open_catalog(root),
@@ -51,6 +57,7 @@ def computer(
         cache_dir=str(cache_dir) if cache_dir else None,
         cache_settings=settings if settings is not None else {"model": "field-everywhere"},
         calibrator=calibrator,
+        rereads=rereads,
     )
 
 
@@ -106,3 +113,27 @@ def test_a_neighbours_model_is_served_as_a_checkerboard(region: tuple[Path, list
     told = [p for p in prompts if "Cells outside it" in p]
     assert len(layer) > 0 and len(calls) == served.computed * 16  # the same patches, no more tokens
     assert len(told) == len(prompts) // 2 and all("field *8" in p for p in told)  # neighbours wrote field
+
+
+def test_seams_are_re_read_when_the_model_asks(region: tuple[Path, list[float]]) -> None:
+    """Patches left of the tile's middle write trees, the others field, any offset patch (a re-read) cloud:
+    the seam between them is re-read and cloud is written along it, in the tile's own engine calls."""
+    root, bbox = region
+    w, s, e, n = bbox
+    box = (w, s, w + (e - w) / 4, s + (n - s) / 4)
+
+    def answer(text: str) -> str:
+        found = re.search(r"<box>(\d+),(\d+),", text)
+        assert found is not None
+        x0, y0 = (round(int(v) * 256 / 1000) for v in found.groups())  # 128 px core + 2 x 64 px margin
+        label = 3 if x0 % 64 or y0 % 64 else (2 if x0 < 128 else 1)
+        return encode(np.full((8, 8), label, dtype=np.uint8))
+
+    calls: list[int] = []
+    prompts: list[str] = []
+    served = computer(root, None, calls, prompts=prompts, rereads=0.5, answer=answer)
+    layer = asyncio.run(served.layer(box))
+    assert len(calls) == served.computed * (16 + 4)  # the four patches along x = 128 re-read
+    assert "cloud" in set(layer["class"]) and {"tree", "field"} <= set(layer["class"])
+    plain = asyncio.run(computer(root, None, [], answer=answer).layer(box))
+    assert "cloud" not in set(plain["class"])
