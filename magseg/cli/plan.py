@@ -48,7 +48,9 @@ def command(
     rates = read_model_rates(model if model is not None else BUNDLED_MODEL)
     plan = plan_zones(bbox, gsd=gsd, tile_px=tile_px, margin_px=margin_px, patch=rates.patch)
     tokens = tokens_per_patch if tokens_per_patch is not None else rates.tokens_per_patch
-    gpu = plan.estimate(tokens if tokens is not None else 0.0, patches_per_s)
+    # a GPU's rate counts generated patches: seam re-reads are patches too (the CPU rate measured includes them)
+    calls = 1.0 + rates.rereads_per_patch
+    gpu = plan.estimate(tokens if tokens is not None else 0.0, patches_per_s / calls)
     out: dict[str, Any] = {
         **plan.summary(),
         "tokens_per_patch": tokens,
@@ -56,6 +58,7 @@ def command(
         "patches_with_margin": gpu["patches_with_margin"],
         "gpu_patches_per_s": patches_per_s,
         "gpu_rate_assumed": patches_per_s == ASSUMED_GPU_PATCHES_PER_S,
+        "rereads_per_patch": rates.rereads_per_patch,
         "gpu_hours": gpu["gpu_hours"],
         "measured_patches_per_s": rates.patches_per_s,
         "measured_hours": gpu["patches_with_margin"] / rates.patches_per_s / 3600
@@ -96,7 +99,8 @@ def command(
     else:
         click.echo(f"tokens     {gpu['tokens']:,.0f} output tokens at {tokens:.1f} tokens/patch")
     note = "an ASSUMED rate for Gemma3-4B on vLLM, one H100" if out["gpu_rate_assumed"] else "given rate"
-    click.echo(f"GPU-hours  {gpu['gpu_hours']:,.1f} at {patches_per_s:g} patches/s/GPU ({note})")
+    again = f", +{rates.rereads_per_patch:.0%} patches for seam re-reads" if rates.rereads_per_patch else ""
+    click.echo(f"GPU-hours  {gpu['gpu_hours']:,.1f} at {patches_per_s:g} patches/s/GPU ({note}{again})")
     if out["measured_hours"] is None:
         click.echo(f"CPU-hours  unknown: {rates.source}")
     else:

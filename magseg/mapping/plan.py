@@ -309,12 +309,14 @@ def geodesic_area_km2(bbox: Bbox) -> float:
 
 @dataclass(frozen=True)
 class ModelRates:
-    """What a model's evaluation measured: its patch size, output tokens per patch and patches/s."""
+    """What a model's evaluation measured: its patch size, output tokens per patch (seam re-reads'
+    included), patches/s (re-reads' time included) and the seam re-reads it ran per patch."""
 
     patch: int
     tokens_per_patch: float | None
     patches_per_s: float | None
     source: str  # where the numbers came from
+    rereads_per_patch: float = 0.0  # offset patches generated per patch (magseg.inference.rereads)
 
 
 def _recorded_patch(folder: Path) -> int | None:
@@ -350,9 +352,13 @@ def read_model_rates(model_dir: str | os.PathLike[str] = BUNDLED_MODEL) -> Model
     if not isinstance(patch, int):
         patch = _recorded_patch(folder) or 64
     tokens, rate = values.get("tokens_per_patch"), values.get("patches_per_s")
+    rereads, patches = values.get("rereads"), values.get("n_patches")
+    again = rereads.get("patches") if isinstance(rereads, dict) else None
+    per_patch = again / patches if isinstance(again, int) and isinstance(patches, int) and patches else 0.0
     return ModelRates(
         patch,
         float(tokens) if isinstance(tokens, int | float) else None,
         float(rate) if isinstance(rate, int | float) else None,
         str(card) if card.is_file() else f"no eval.json in {folder}",
+        float(per_patch),
     )
