@@ -131,6 +131,7 @@ def run_demo(
         "patches": run["patches"],
         "model_patches_per_s": run["model_patches_per_s"],
         "tokens_per_patch": run["tokens_per_patch"],
+        "rereads": run.get("rereads", 0),
         "decode_valid_rate": run["decode_valid_rate"],
         "mean_dice": model["mean_dice"],
         "scores": model,
@@ -150,7 +151,8 @@ def run_demo(
     log("\n".join(confidence_lines(model)).strip("\n") or "the layer carries no confidence")
     log(
         f"\nmean DICE {model['mean_dice']:.3f}; {run['polygons']} polygons {run['polygons_by_class']}; "
-        f"{run['patches']} patches at {run['model_patches_per_s'] or 0:.1f} patches/s, "
+        f"{run['patches']} patches (+{run.get('rereads', 0)} seam re-reads, {run['tokens_per_patch']:.1f} tokens "
+        f"per patch) at {run['model_patches_per_s'] or 0:.1f} patches/s, "
         f"{run['decode_valid_rate']:.1%} valid RRLE; {summary['seconds']['total']:.0f} s in all"
     )
     log(

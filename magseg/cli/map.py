@@ -124,7 +124,7 @@ def command(
     )
     rate = summary["model_patches_per_s"]
     click.echo(
-        f"model: {summary['patches']} patches, {rate or 0:.1f} patches/s, "
+        f"model: {summary['patches']} patches (+{summary.get('rereads', 0)} seam re-reads), {rate or 0:.1f} patches/s, "
         f"{summary['tokens_per_patch']:.1f} tokens/patch, {summary['decode_valid_rate']:.1%} valid RRLE"
     )
     click.echo(f"layer: {summary['layer']}" + (f"; export: {summary['export']}" if summary["export"] else ""))

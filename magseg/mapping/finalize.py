@@ -136,7 +136,8 @@ def finalize_run(
         "empty_tiles": tally["empty_tiles"],
         "n_empty_tiles": tally["n_empty"],
         "patches": patches,
-        "tokens_per_patch": tally["tokens"] / max(patches, 1),
+        "tokens_per_patch": tally["tokens"] / max(patches, 1),  # the seam re-reads' tokens included
+        "rereads": tally["rereads"],  # offset patches generated over disagreeing seams
         "decode_valid_rate": tally["valid_patches"] / max(patches, 1),
         "model_patches_per_s": patches / model_s if model_s > 0 else None,
         "stage_seconds": {k: tally["stage_seconds"][k] for k in ("read_s", "model_s", "refine_s")},

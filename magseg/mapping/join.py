@@ -38,6 +38,7 @@ def new_tally() -> Tally:
         "statuses": Counter(),
         "patches": 0,
         "tokens": 0,
+        "rereads": 0,
         "valid_patches": 0,
         "stage_seconds": Counter(),
         "scenes": set(),
@@ -50,7 +51,7 @@ def new_tally() -> Tally:
 
 def add_tally(total: Tally, part: Tally) -> Tally:
     """Fold ``part`` into ``total`` (in place) and return it."""
-    for key in ("finished", "patches", "tokens", "valid_patches", "n_empty"):
+    for key in ("finished", "patches", "tokens", "rereads", "valid_patches", "n_empty"):
         total[key] += part[key]
     for key in ("statuses", "stage_seconds", "polygons_by_class"):
         total[key].update(part[key])
@@ -67,6 +68,7 @@ def _tally_records(records: list[dict[str, Any]]) -> Tally:
         tally["statuses"][r["status"]] += 1
         tally["patches"] += r["patches"]
         tally["tokens"] += r["tokens"]
+        tally["rereads"] += r.get("rereads", 0)  # records of runs before seam re-reads have none
         tally["valid_patches"] += r["valid_patches"]
         for key in ("read_s", "model_s", "refine_s"):
             tally["stage_seconds"][key] += r.get(key, 0.0)

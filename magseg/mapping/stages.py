@@ -127,6 +127,9 @@ class TileModel:
             ),
             patches=np.array([by_tile[i].n_patches if i in by_tile else 0 for i in range(n)], np.int64),
             tokens=np.array([by_tile[i].output_tokens if i in by_tile else 0 for i in range(n)], np.int64),
+            rereads=np.array(
+                [len(by_tile[i].reread_origins) if i in by_tile else 0 for i in range(n)], np.int64
+            ),
             valid_patches=np.array(
                 [int(sum(r.valid for r in by_tile[i].reports)) if i in by_tile else 0 for i in range(n)],
                 np.int64,
@@ -183,6 +186,7 @@ def finish_tile(
         "warnings": json.loads(row["warnings"]),
         "patches": int(row["patches"]),
         "tokens": int(row["tokens"]),
+        "rereads": int(row["rereads"]),
         "valid_patches": int(row["valid_patches"]),
         "read_s": float(row["read_s"]),
         "model_s": float(row["model_s"]),

@@ -62,6 +62,7 @@ class ServeConfig:
     max_new_tokens: int | None = None  # generation cap per patch (None: the longest RRLE of the model's grid)
     # model weights cast to float32 | bfloat16 | float16 (None: the checkpoint's own)
     dtype: str | None = None
+    rereads: float | None = None  # share of seam re-reads per grid tile (None: the model card's; 0: none)
     max_batch_size: int = 32
     batch_wait_timeout_s: float = 0.02
     server_replicas: int = 1
@@ -96,6 +97,8 @@ class ServeConfig:
             if int(getattr(self, name)) < 1:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
         check_dtype(self.dtype)
+        if self.rereads is not None and not 0 <= float(self.rereads) <= 4:
+            raise InputError(f"rereads {self.rereads} is not in [0, 4]; use e.g. 0.2 (0 turns re-reads off)")
         if self.max_new_tokens is not None and int(self.max_new_tokens) < 1:
             raise InputError(f"max_new_tokens must be at least 1 (or unset), got {self.max_new_tokens}")
         if not 0 <= self.layer_detail_zoom <= 24:

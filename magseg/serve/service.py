@@ -78,7 +78,8 @@ class TileService:
         self._responses: OrderedDict[tuple[str, int, int, int], bytes] = OrderedDict()
         self.layer = LayerService.from_config(config)
         calibrator = load_calibrator(config.model)
-        rereads = read_rereads(config.model)  # the card's seam re-reads, as eval and the region job run them
+        # the card's seam re-reads unless the config sets them, as eval and the region job run them
+        rereads = read_rereads(config.model) if config.rereads is None else float(config.rereads)
         self.computer = TileComputer(
             self.catalog,
             generate,

@@ -35,6 +35,8 @@ def test_run_writes_layer_export_pictures_and_summary(
     assert summary["scenes"] and all(s.startswith("synth-21-") for s in summary["scenes"])
     assert summary["patches"] == summary["tiles"]["ok"] * (256 // 64) ** 2  # (128 + 2 * 64) px windows
     assert 0 <= summary["decode_valid_rate"] <= 1 and summary["model_patches_per_s"] > 0
+    # the bundle's card asks for seam re-reads (up to a fifth of each tile's 16 patches, 3 a tile)
+    assert 0 < summary["rereads"] <= 3 * summary["tiles"]["ok"]
     assert summary["versions"]["ray"] and summary["config"]["tile_px"] == 128
     layer = read_partitioned(region_run / "fields")
     assert len(layer) == summary["polygons"] > 0

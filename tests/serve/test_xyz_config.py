@@ -63,3 +63,5 @@ def test_bad_configs() -> None:
         ServeConfig(stac="x", min_zoom=20, max_zoom=18)
     with pytest.raises(InputError, match="bfloat16"):
         ServeConfig(stac="x", dtype="fp8")
+    with pytest.raises(InputError, match="rereads 5"):
+        ServeConfig(stac="x", rereads=5)
