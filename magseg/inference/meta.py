@@ -13,6 +13,7 @@ import yaml
 
 from magseg import __version__
 from magseg.atomic import atomic_path
+from magseg.decoding import MAX_REREADS
 from magseg.errors import InputError
 from magseg.format import ModelFormat
 
@@ -127,7 +128,7 @@ def read_rereads(model_dir: str | os.PathLike[str]) -> float:
             continue
         decoding = meta.get("decoding") or {}
         value = decoding.get("rereads", 0.0) if isinstance(decoding, dict) else None
-        if not isinstance(value, int | float) or not 0 <= value <= 4:
+        if not isinstance(value, int | float) or not 0 <= value <= MAX_REREADS:
             raise InputError(f"{cand / META_NAME}: decoding.rereads must be a share in [0, 4]; fix the card")
         return float(value)
     return 0.0

@@ -12,6 +12,7 @@ import numpy as np
 
 from magseg.classes import CLASSES
 from magseg.codec import DecodeReport, cell_scores, decode, encode, grid_to_mask
+from magseg.decoding import check_share
 from magseg.dtypes import check_dtype
 from magseg.errors import InputError
 from magseg.format import ModelFormat
@@ -19,7 +20,7 @@ from magseg.inference.engine import CountingHFEngine, Engine, generate_scored
 from magseg.inference.meta import read_class_bias, read_rereads, resolve_config
 from magseg.inference.neighbours import first_pass, merge_passes, second_pass_edges
 from magseg.inference.requests import scene_requests
-from magseg.inference.rereads import Reread, check_share, choose_rereads, merge_scored
+from magseg.inference.rereads import Reread, merge_scored, reread_requests
 from magseg.model.generate import Request, Scored, class_logit_bias
 from magseg.patches import PatchLayout, stitch
 from magseg.prompts import PatchSpec
@@ -162,15 +163,12 @@ def _reread_scenes(
 ) -> tuple[list[Stitched], list[list[Reread]], list[list[int]], bool]:
     """The seam re-reads of every scene in one engine call, merged into each scene's stitched mask (and
     token probabilities): (stitched, re-reads, their tokens, per scene; whether counts were measured)."""
-    plans = [
-        choose_rereads(semantic, o, config.patch, config.grid, share)
-        for (semantic, _, _), o in zip(stitched, origins, strict=True)
+    built = [
+        reread_requests(image, semantic, o, config, share)
+        for image, (semantic, _, _), o in zip(images, stitched, origins, strict=True)
     ]
-    requests = [
-        r
-        for image, plan in zip(images, plans, strict=True)
-        for r in scene_requests(image, config, origins=[(p.x0, p.y0) for p in plan])[1]
-    ]
+    plans = [plan for plan, _ in built]
+    requests = [r for _, reqs in built for r in reqs]
     scored, measured = generate_scored(engine, requests, processor) if requests else ([], True)
     out: list[Stitched] = []
     tokens: list[list[int]] = []
@@ -320,7 +318,12 @@ class Predictor:
 
     @classmethod
     def from_vllm(
-        cls, model_path: str | os.PathLike[str], *, max_new_tokens: int | None = None, **overrides: Any
+        cls,
+        model_path: str | os.PathLike[str],
+        *,
+        max_new_tokens: int | None = None,
+        rereads: float | None = None,
+        **overrides: Any,
     ) -> Predictor:
         """The same model served by vLLM on a GPU (a merged model folder; see VLLMEngine)."""
         from transformers import AutoProcessor
@@ -332,7 +335,8 @@ class Predictor:
         limit = max_new_tokens or default_max_new_tokens(processor, config.grid)
         bias = class_logit_bias(processor.tokenizer, read_class_bias(model_path))
         engine = VLLMEngine(model_path, processor, max_new_tokens=limit, logit_bias=bias)
-        return cls(engine, config, processor, name=str(model_path), rereads=read_rereads(model_path))
+        share = read_rereads(model_path) if rereads is None else rereads
+        return cls(engine, config, processor, name=str(model_path), rereads=share)
 
     @classmethod
     def for_engine(
@@ -350,9 +354,7 @@ class Predictor:
         prefix shared (the same greedy tokens, slower: the reference the engine's speed-ups are measured
         against). ``rereads``: the share of seam re-reads (None: the model card's)."""
         if engine == "vllm":
-            predictor = cls.from_vllm(model_path, max_new_tokens=max_new_tokens)
-            predictor.rereads = predictor.rereads if rereads is None else check_share(rereads)
-            return predictor
+            return cls.from_vllm(model_path, max_new_tokens=max_new_tokens, rereads=rereads)
         if engine not in ("hf", "hf-generate"):
             raise InputError(f"engine {engine!r} is not one of hf, hf-generate, vllm")
         predictor = cls.from_pretrained(

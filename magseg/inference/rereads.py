@@ -27,10 +27,12 @@ import numpy as np
 
 from magseg.classes import CLOUD, POND, TREE, WELL
 from magseg.codec import cell_scores, decode, grid_to_mask
-from magseg.errors import InputError
-from magseg.model.generate import Scored
+from magseg.decoding import check_share
+from magseg.format import ModelFormat
+from magseg.inference.requests import scene_requests
+from magseg.model.generate import Request, Scored
 
-__all__ = ["Reread", "check_share", "choose_rereads", "merge_rereads", "merge_scored"]
+__all__ = ["Reread", "choose_rereads", "merge_rereads", "merge_scored", "reread_requests"]
 
 Origin = tuple[int, int]
 
@@ -48,14 +50,6 @@ class Reread:
     y0: int
     seam_x: int | None
     seam_y: int | None
-
-
-def check_share(share: float) -> float:
-    """The re-read share as a float, or an InputError naming the fix."""
-    value = float(share)
-    if not 0.0 <= value <= 4.0:
-        raise InputError(f"re-read share {share} is not in [0, 4]; use e.g. 0.2 (0 turns re-reads off)")
-    return value
 
 
 def _half(patch: int, grid: int) -> int:
@@ -126,6 +120,19 @@ def choose_rereads(
         for key, span in _spans(found[i], patch):
             open_[key][span] = False
     return chosen
+
+
+def reread_requests(
+    image: np.ndarray,
+    semantic: np.ndarray,
+    origins: Sequence[Origin],
+    config: ModelFormat,
+    share: float,
+) -> tuple[list[Reread], list[Request]]:
+    """A scene's re-reads (choose_rereads over its first pass's ``semantic``) and their engine requests,
+    built as every patch's are (magseg.inference.requests)."""
+    plan = choose_rereads(semantic, origins, config.patch, config.grid, share)
+    return plan, scene_requests(image, config, origins=[(r.x0, r.y0) for r in plan])[1]
 
 
 def merge_rereads(

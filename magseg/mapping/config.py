@@ -11,6 +11,7 @@ from typing import Any
 
 from magseg.bundled import BUNDLED_MODEL
 from magseg.configfile import read_yaml_mapping
+from magseg.decoding import check_share
 from magseg.dtypes import check_dtype
 from magseg.errors import InputError
 from magseg.mapping.plan import DEFAULT_MARGIN_PX, DEFAULT_TILE_PX, check_bbox
@@ -72,9 +73,8 @@ class MapConfig:
         if not (math.isfinite(self.gsd) and self.gsd > 0):
             raise InputError(f"gsd {self.gsd!r} must be a positive number of metres per pixel")
         check_dtype(self.dtype)
-        # as magseg.inference.rereads.check_share, without importing the model stack into the driver
-        if self.rereads is not None and not 0 <= float(self.rereads) <= 4:
-            raise InputError(f"rereads {self.rereads} is not in [0, 4]; use e.g. 0.2 (0 turns re-reads off)")
+        if self.rereads is not None:
+            self.rereads = check_share(self.rereads, "rereads")
         if self.max_new_tokens is not None and int(self.max_new_tokens) < 1:
             raise InputError(f"max_new_tokens must be at least 1 (or unset), got {self.max_new_tokens}")
         for name in ("batch_size", "actors", "threads_per_actor", "max_tiles"):

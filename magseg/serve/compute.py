@@ -14,12 +14,13 @@ import pystac
 import shapely
 
 from magseg.confidence import Calibrator
+from magseg.decoding import check_share
 from magseg.errors import InputError
 from magseg.format import ModelFormat
 from magseg.inference.neighbours import first_pass, merge_passes, second_pass_edges
 from magseg.inference.predict import stitch_scored
 from magseg.inference.requests import patch_origins, scene_requests
-from magseg.inference.rereads import check_share, choose_rereads, merge_scored
+from magseg.inference.rereads import merge_scored, reread_requests
 from magseg.mapping.plan import Tile, plan_region
 from magseg.mapping.read import read_tile
 from magseg.mapping.seams import merge_seams
@@ -229,11 +230,9 @@ class TileComputer:
         self, image: Any, semantic: Any, token_conf: Any, origins: list[tuple[int, int]]
     ) -> tuple[Any, Any]:
         """The tile's seam re-reads (magseg.inference.rereads), as predict_scenes runs them."""
-        p, g = self.inference.patch, self.inference.grid
-        plan = choose_rereads(semantic, origins, p, g, self.rereads)
-        requests = scene_requests(image, self.inference, origins=[(r.x0, r.y0) for r in plan])[1]
+        plan, requests = reread_requests(image, semantic, origins, self.inference, self.rereads)
         again = await asyncio.gather(*(self.generate(r) for r in requests))
-        return merge_scored(semantic, token_conf, plan, again, p, g)
+        return merge_scored(semantic, token_conf, plan, again, self.inference.patch, self.inference.grid)
 
 
 def _empty(epsg: int) -> gpd.GeoDataFrame:

@@ -9,6 +9,7 @@ from typing import Any
 
 from magseg.bundled import BUNDLED_MODEL
 from magseg.configfile import read_yaml_mapping
+from magseg.decoding import check_share
 from magseg.dtypes import check_dtype
 from magseg.errors import InputError
 from magseg.mapping.plan import DEFAULT_MARGIN_PX, DEFAULT_TILE_PX
@@ -97,8 +98,8 @@ class ServeConfig:
             if int(getattr(self, name)) < 1:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
         check_dtype(self.dtype)
-        if self.rereads is not None and not 0 <= float(self.rereads) <= 4:
-            raise InputError(f"rereads {self.rereads} is not in [0, 4]; use e.g. 0.2 (0 turns re-reads off)")
+        if self.rereads is not None:
+            self.rereads = check_share(self.rereads, "rereads")
         if self.max_new_tokens is not None and int(self.max_new_tokens) < 1:
             raise InputError(f"max_new_tokens must be at least 1 (or unset), got {self.max_new_tokens}")
         if not 0 <= self.layer_detail_zoom <= 24:

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from magseg.codec import encode
+from magseg.decoding import check_share
 from magseg.errors import InputError
 from magseg.format import ModelFormat
 from magseg.inference.predict import predict_scene, predict_scenes
-from magseg.inference.rereads import Reread, candidates, check_share, choose_rereads, merge_rereads
+from magseg.inference.rereads import Reread, candidates, choose_rereads, merge_rereads
 from magseg.model.generate import Request
 
 ORIGINS = [(0, 0), (64, 0), (0, 64), (64, 64)]  # a 128 px scene of 64 px patches
