@@ -103,6 +103,19 @@ def read_image(path: Path, shape: tuple[int, int]) -> np.ndarray:
     help="Background strip left between touching fields (m; default: refine's).",
 )
 @click.option(
+    "--gap-per-m",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Widen the gap around large fields by this x sqrt(field area in m²) metres (0: off; "
+    "default: refine's).",
+)
+@click.option(
+    "--max-gap-m",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="The widest gap a large field keeps (m; default: refine's).",
+)
+@click.option(
     "--gsd",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
@@ -130,6 +143,8 @@ def command(
     threshold: float | None,
     min_area_m2: float | None,
     gap_m: float | None,
+    gap_per_m: float | None,
+    max_gap_m: float | None,
     gsd: float | None,
     snap_px: int,
     colour_px: int | None,
@@ -149,7 +164,13 @@ def command(
     # only the knobs the user set are passed: refine's own defaults are the tuned ones
     knobs: dict[str, Any] = {
         k: v
-        for k, v in (("threshold", threshold), ("min_area_m2", min_area_m2), ("gap_m", gap_m))
+        for k, v in (
+            ("threshold", threshold),
+            ("min_area_m2", min_area_m2),
+            ("gap_m", gap_m),
+            ("gap_per_m", gap_per_m),
+            ("max_gap_m", max_gap_m),
+        )
         if v is not None
     }
     t0 = time.perf_counter()

@@ -15,6 +15,7 @@ from magseg.refine.instances import (
     merge_small_fragments,
     refine,
     separate_instances,
+    size_gaps,
     snap_semantic,
 )
 
@@ -31,5 +32,6 @@ __all__ = [
     "refine",
     "scene_boundary",
     "separate_instances",
+    "size_gaps",
     "snap_semantic",
 ]

@@ -19,7 +19,19 @@ from magseg.refine.colour import colour_edges
 #: cells of a tree clump that overshoot into a field may turn back into field.
 COLOUR_CLASSES = (TREE, CLOUD, POND, WELL)
 
-__all__ = ["RefineResult", "merge_small_fragments", "refine", "separate_instances", "snap_semantic"]
+#: How the gap between two fields grows with their size: GAP_PER_M x the square root of the field's area in
+#: m² (see refine). Large fields are parted by farm tracks and roads, smallholder plots by bunds.
+GAP_PER_M = 0.06
+
+__all__ = [
+    "GAP_PER_M",
+    "RefineResult",
+    "merge_small_fragments",
+    "refine",
+    "separate_instances",
+    "size_gaps",
+    "snap_semantic",
+]
 
 
 @dataclass
@@ -43,6 +55,8 @@ def refine(
     min_marker_m2: float = 128.0,
     min_isolated_m2: float = 64.0,
     gap_m: float = 2.0,
+    gap_per_m: float = GAP_PER_M,
+    max_gap_m: float = 6.0,
     snap_px: int = 0,
     colour_px: int | None = None,
     min_area_px: int | None = None,
@@ -64,7 +78,14 @@ def refine(
     to background when they touch no instance of their class and are under the isolated size (see
     merge_small_fragments). Finally instances of the class are pulled apart by a gap ``gap_m`` wide
     (see separate_instances): the truth keeps bunds and paths between fields outside every field, and an
-    instance that runs over one by a pixel overlaps the next field.
+    instance that runs over one by a pixel overlaps the next field. Large instances are first parted
+    wider, by ``gap_per_m`` x the square root of their area in m², up to ``max_gap_m`` (see size_gaps):
+    large fields lie a farm track or road apart, plots a bund apart. The default 0.06 (a 1 ha field
+    keeps 6 m from its neighbours, a 0.1 ha plot 2 m) was chosen on the NAIP training tiles and synthetic
+    calibration scenes; held out, fields mIoU of the bundled model rose 0.467 -> 0.576 on the NAIP
+    validation tiles (pixel classifier 0.490 -> 0.575) and fell 0.626 -> 0.609 and 0.541 -> 0.525 on
+    synthetic smallholder scenes (README, "Refinement on real pixels"). ``gap_m`` 0: instances touch,
+    whatever their size.
 
     Sizes are physical: ``gsd`` is metres per pixel, areas are in m² and the gap in metres; each
     ``*_px`` argument, when given, overrides its physical twin in pixels. The defaults were picked on the
@@ -108,6 +129,8 @@ def refine(
         if cls in watershed_classes and prob is not None:
             labels = _watershed_class(mask, prob, threshold, marker_px)
             labels = merge_small_fragments(labels, area_px, isolated_px)
+            if gap > 0:  # gap 0: instances touch, whatever their size
+                labels = size_gaps(labels, gsd, gap_per_m, max_gap_m)
             labels = separate_instances(labels, gap)
             out_sem[mask & (labels == 0)] = BACKGROUND  # dropped fragments and the gaps between instances
         else:
@@ -131,20 +154,49 @@ def separate_instances(labels: np.ndarray, gap_px: int) -> np.ndarray:
     lab = np.asarray(labels).astype(np.int64, copy=False)
     if gap_px <= 0 or lab.max(initial=0) == 0:
         return lab
-    # ids of other instances within reach: a max filter of the ids and a max filter of the negated ids
-    # (0 taken as +inf there) catch any larger or smaller neighbour id
     big = np.iinfo(np.int64).max
     out = lab.copy()
     inside = lab > 0
     half = gap_px // 2
     if half:  # both sides give up gap_px // 2 pixels
-        hi = ndimage.maximum_filter(lab, size=2 * half + 1)
-        lo = -ndimage.maximum_filter(-np.where(inside, lab, big), size=2 * half + 1)
-        out[inside & ((hi != lab) | (lo != lab))] = 0
+        out[_near_another(lab, half)] = 0
     if gap_px % 2:  # the odd pixel: only the higher id gives it up
         lo = -ndimage.maximum_filter(-np.where(inside, lab, big), size=2 * half + 3)
         out[inside & (lo < lab)] = 0
     return out
+
+
+def size_gaps(labels: np.ndarray, gsd: float, per_m: float, max_gap_m: float) -> np.ndarray:
+    """Part large instances by a wider gap: each gives up the pixels within half its own gap of another one.
+
+    An instance's gap is ``per_m`` x the square root of its area in m² (a 1 ha field: 100 m x ``per_m``),
+    at most ``max_gap_m`` metres, so two large fields a road apart keep the road between them while two
+    plots a bund apart keep no more than separate_instances' gap. ``labels`` holds the instances of ONE
+    class; ``per_m`` 0 changes nothing.
+    """
+    lab = np.asarray(labels).astype(np.int64, copy=False)
+    if per_m <= 0 or lab.max(initial=0) == 0:
+        return lab
+    area_m2 = np.bincount(lab.ravel()) * gsd * gsd
+    half = np.floor(np.minimum(per_m * np.sqrt(area_m2), max_gap_m) / gsd / 2).astype(np.int64)
+    half[0] = 0
+    out = lab.copy()
+    for h in np.unique(half[half > 0]).tolist():
+        out[_near_another(lab, h) & (half[lab] == h)] = 0
+    return out
+
+
+def _near_another(lab: np.ndarray, half: int) -> np.ndarray:
+    """Instance pixels with a pixel of another instance within ``half`` pixels (a square window).
+
+    A max filter of the ids and one of the negated ids (0 taken as +inf there) catch any larger or smaller
+    neighbour id.
+    """
+    inside = lab > 0
+    big = np.iinfo(np.int64).max
+    hi = ndimage.maximum_filter(lab, size=2 * half + 1)
+    lo = -ndimage.maximum_filter(-np.where(inside, lab, big), size=2 * half + 1)
+    return inside & ((hi != lab) | (lo != lab))
 
 
 def snap_semantic(semantic: np.ndarray, prob: np.ndarray, snap_px: int) -> np.ndarray:

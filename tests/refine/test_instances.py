@@ -9,7 +9,14 @@ from scipy import ndimage
 from magseg.classes import FIELD, TREE, WELL
 from magseg.codec import grid_to_mask, mask_to_grid
 from magseg.errors import InputError
-from magseg.refine import GradientBoundary, merge_small_fragments, refine, separate_instances, snap_semantic
+from magseg.refine import (
+    GradientBoundary,
+    merge_small_fragments,
+    refine,
+    separate_instances,
+    size_gaps,
+    snap_semantic,
+)
 
 
 def fields_scene(h: int = 64, w: int = 96, edge: int = 45, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -197,6 +204,25 @@ def test_separate_instances_leaves_a_gap_of_the_asked_width(gap: int) -> None:
     assert cols.min() >= 15 - gap and cols.max() <= 14 + gap  # ... at the shared border
     assert (out[0:2, 0:2] == 3).all() and set(np.unique(out).tolist()) == {0, 1, 2, 3}
     assert np.array_equal(separate_instances(labels, 0), labels)
+
+
+def test_size_gaps_part_large_fields_by_a_road_and_small_plots_by_a_bund() -> None:
+    labels = np.zeros((240, 240), dtype=np.int64)
+    labels[:100, :120] = 1  # two 1.2 ha fields side by side (1 m pixels) ...
+    labels[:100, 120:] = 2
+    labels[150:180, 10:40] = 3  # ... and two 0.09 ha plots
+    labels[150:180, 40:70] = 4
+    out = size_gaps(labels, gsd=1.0, per_m=0.06, max_gap_m=6.0)
+    # 0.06 x sqrt(12,000 m²) = 6.6 m, capped at 6: three pixels a side, at the shared border only
+    cut = (labels > 0) & (out == 0)
+    assert all(np.flatnonzero(row).tolist() == [117, 118, 119, 120, 121, 122] for row in cut[:100])
+    # 0.06 x sqrt(900 m²) = 1.8 m: under a pixel a side (separate_instances' 2 m gap parts them)
+    assert not cut[150:].any()
+    assert np.array_equal(size_gaps(labels, 1.0, 0.0, 6.0), labels)  # per_m 0: unchanged
+    # the same ground at 0.5 m: the same metres, twice the pixels
+    fine = np.kron(labels, np.ones((2, 2), dtype=np.int64))
+    cut_fine = (fine > 0) & (size_gaps(fine, 0.5, 0.06, 6.0) == 0)
+    assert cut_fine[100].sum() == 12 and np.flatnonzero(cut_fine[320]).tolist() == [79, 80]
 
 
 def test_refine_gap_separates_adjacent_fields_and_becomes_background() -> None:
