@@ -18,5 +18,7 @@ def check_share(share: float, what: str = "re-read share") -> float:
     """The seam re-read share as a float, or an InputError naming ``what`` and the fix."""
     value = float(share)
     if not 0.0 <= value <= MAX_REREADS:
-        raise InputError(f"{what} {share} is not in [0, 4]; use e.g. 0.2 (0 turns re-reads off)")
+        raise InputError(
+            f"{what} {share} is not in [0, {MAX_REREADS:g}]; use e.g. 0.2 (0 turns re-reads off)"
+        )
     return value

@@ -129,7 +129,9 @@ def read_rereads(model_dir: str | os.PathLike[str]) -> float:
         decoding = meta.get("decoding") or {}
         value = decoding.get("rereads", 0.0) if isinstance(decoding, dict) else None
         if not isinstance(value, int | float) or not 0 <= value <= MAX_REREADS:
-            raise InputError(f"{cand / META_NAME}: decoding.rereads must be a share in [0, 4]; fix the card")
+            raise InputError(
+                f"{cand / META_NAME}: decoding.rereads must be a share in [0, {MAX_REREADS:g}]; fix the card"
+            )
         return float(value)
     return 0.0
 
