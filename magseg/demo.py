@@ -20,6 +20,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import shapely
+from rasterio.crs import CRS
 from shapely.geometry import shape
 
 from magseg.atomic import atomic_path
@@ -34,6 +35,7 @@ from magseg.mapping import read_partitioned
 from magseg.mapping.config import MapConfig
 from magseg.mapping.pipeline import run_region
 from magseg.metrics import format_table
+from magseg.metrics.seams import SeamCounts, world_grid_origins
 from magseg.refine import choose_boundary_model
 from magseg.sources import list_scenes
 from magseg.stac import open_catalog
@@ -52,11 +54,32 @@ class DemoConfig:
     verbose: bool = False  # library logs on the console instead of the run folder
 
 
-def score_layer(layer: gpd.GeoDataFrame, data: Path) -> dict[str, Any]:
+@dataclass(frozen=True)
+class PatchGrid:
+    """Where a region job's patches lay: lines every ``spacing`` m from ``offset`` in ``crs``; ``cell`` m
+    between the RRLE cell lines inside a patch."""
+
+    crs: str
+    spacing: float
+    offset: float
+    cell: float
+
+    @classmethod
+    def of_run(cls, run: dict[str, Any], patch_px: int, grid: int) -> PatchGrid:
+        """The grid of a region run: patches start at each tile's read window (core minus margin)."""
+        cfg = run["config"]
+        spacing = patch_px * cfg["gsd"]
+        return cls(str(run["crs"]), spacing, -cfg["margin_px"] * cfg["gsd"] % spacing, spacing / grid)
+
+
+def score_layer(layer: gpd.GeoDataFrame, data: Path, patches: PatchGrid | None = None) -> dict[str, Any]:
     """The seed's per-class scores, pixel DICE per class and the mean DICE of ``layer`` against every
     scene's truth (the layout of `magseg eval`'s method summaries), and, when the layer carries
-    magseg:confidence, how well it predicts which polygons match the truth at IoU >= 0.5 (``confidence``)."""
+    magseg:confidence, how well it predicts which polygons match the truth at IoU >= 0.5 (``confidence``).
+    With the region job's ``patches``, also the layer's excess disagreement across the patch seams and
+    across the cell lines inside patches (``seams``; scenes on another grid are left out of it)."""
     scores = MethodScores()
+    seams = SeamCounts()
     conf: list[np.ndarray] = []
     hits: list[np.ndarray] = []
     fields: list[np.ndarray] = []
@@ -64,6 +87,12 @@ def score_layer(layer: gpd.GeoDataFrame, data: Path) -> dict[str, Any]:
         truth = ref.load().labels
         pred = rasterize_layer(layer, truth.shape, truth.transform, truth.crs)
         scores.add(pred.instance, pred.semantic, truth.instance, truth.semantic)
+        if patches is not None and truth.crs is not None and truth.crs == CRS.from_user_input(patches.crs):
+            origins = world_grid_origins(truth.transform, truth.shape, patches.spacing, patches.offset)
+            scale = abs(truth.transform.a)
+            if origins is not None:
+                step = round(patches.spacing / scale)
+                seams.add(pred.semantic, truth.semantic, origins, step, round(patches.cell / scale))
         if CONFIDENCE in layer.columns and len(layer):
             ids = np.unique(pred.instance[pred.instance > 0])  # instance id i + 1: the layer's row i
             conf.append(layer[CONFIDENCE].to_numpy(np.float64)[ids - 1])
@@ -72,6 +101,8 @@ def score_layer(layer: gpd.GeoDataFrame, data: Path) -> dict[str, Any]:
                 matched_predictions(ids, pred.instance, pred.semantic, truth.instance, truth.semantic)
             )
     out = scores.summary()
+    if seams.pairs:
+        out["seams"] = seams.summary()
     if conf:
         p, y, f = np.concatenate(conf), np.concatenate(hits), np.concatenate(fields)
         out["confidence"] = {"fields": reliability(p[f], y[f]).as_dict(), "all": reliability(p, y).as_dict()}
@@ -84,6 +115,19 @@ def score_baselines(data: Path, config: DemoConfig) -> dict[str, Any]:
     inference, _ = resolve_config(BUNDLED_MODEL)
     classifier, _ = fit_baseline_classifier(None, data, config.gsd)
     return evaluate_baselines(list_scenes(data), inference, classifier, boundary=choose_boundary_model(None))
+
+
+def seam_line(seams: dict[str, Any] | None) -> str:
+    """One line on the layer's patch seams (stitching artifacts), or why there is none."""
+    if not seams or seams.get("seam_excess") is None:
+        return "seam excess: no scene lies on the region job's patch grid"
+    line = (
+        f"seam excess {seams['seam_excess']:.3f} across the region job's patch seams (layer "
+        f"{seams['seam_disagreement']:.3f} vs truth {seams['seam_truth']:.3f})"
+    )
+    if seams.get("cell_excess") is not None:
+        line += f"; {seams['cell_excess']:.3f} across the cell lines inside patches"
+    return line
 
 
 def run_demo(
@@ -119,7 +163,8 @@ def run_demo(
     t2 = time.perf_counter()
     log("3/3 scoring the layer against the synthetic truth (rasterised onto each scene's grid)")
     layer = read_partitioned(run_dir / "fields")
-    model = score_layer(layer, data)
+    inference, _ = resolve_config(BUNDLED_MODEL)
+    model = score_layer(layer, data, PatchGrid.of_run(run, inference.patch, inference.grid))
     baselines = score_baselines(data, config)
     summary = {
         "config": asdict(config),
@@ -149,6 +194,7 @@ def run_demo(
         + versus_table(model, baselines)
     )
     log("\n".join(confidence_lines(model)).strip("\n") or "the layer carries no confidence")
+    log(seam_line(model.get("seams")))
     log(
         f"\nmean DICE {model['mean_dice']:.3f}; {run['polygons']} polygons {run['polygons_by_class']}; "
         f"{run['patches']} patches (+{run.get('rereads', 0)} seam re-reads, {run['tokens_per_patch']:.1f} tokens "

@@ -113,6 +113,11 @@ def main() -> None:
         help="NAIP patches are redrawn below this labelled share (lower: more woods, yards and roads)",
     )
     ap.add_argument(
+        "--naip-woods",
+        action="store_true",
+        help="label the NAIP tiles' unannotated woods as tree (magseg.samples.pseudo)",
+    )
+    ap.add_argument(
         "--curve",
         nargs="+",
         type=Path,
@@ -146,6 +151,7 @@ def main() -> None:
             neighbours=0.0,
             grid_method=method,
             min_labelled=args.naip_min_labelled,
+            woods=args.naip_woods or tiny.NAIP.woods,
         )
         configs.append(naip)
     if not (w / "samples").exists():

@@ -27,3 +27,9 @@ def test_demo_maps_and_scores(tmp_path: Path, monkeypatch, capsys) -> None:
     fields = summary["scores"]["confidence"]["fields"]
     assert fields["n"] > 0 and 0.0 <= fields["ece"] <= 1.0 and "field confidence: ECE" in stdout
     assert layer["magseg:confidence"].between(0, 1).all()
+    # stitching artifacts: the layer is checked along the region job's own patch seams (the scenes lie on
+    # its UTM grid), beside the cell lines inside patches
+    seams = summary["scores"]["seams"]
+    assert seams["seam_disagreement"] is not None and seams["seam_truth"] is not None
+    assert -1.0 <= seams["seam_excess"] <= 1.0 and seams["cell_excess"] is not None
+    assert "seam excess" in stdout and "patch seams" in stdout

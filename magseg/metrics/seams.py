@@ -15,8 +15,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from affine import Affine
 
-__all__ = ["SeamCounts", "cell_line_pairs", "seam_pairs"]
+__all__ = ["SeamCounts", "cell_line_pairs", "seam_pairs", "world_grid_origins"]
 
 
 def _line_pairs(arr: np.ndarray, xs: Iterable[int], ys: Iterable[int]) -> tuple[int, int]:
@@ -50,9 +51,30 @@ def cell_line_pairs(
     seams_x = {x for x, _ in origins}
     seams_y = {y for _, y in origins}
     steps = range(cell, patch, cell)
-    xs = sorted({x + k for x in seams_x for k in steps if x + k < arr.shape[1]} - seams_x)
-    ys = sorted({y + k for y in seams_y for k in steps if y + k < arr.shape[0]} - seams_y)
+    xs = sorted({x + k for x in seams_x for k in steps if 0 < x + k < arr.shape[1]} - seams_x)
+    ys = sorted({y + k for y in seams_y for k in steps if 0 < y + k < arr.shape[0]} - seams_y)
     return _line_pairs(arr, xs, ys)
+
+
+def world_grid_origins(
+    transform: Affine, shape: tuple[int, int], spacing: float, offset: float = 0.0
+) -> list[tuple[int, int]] | None:
+    """Where a patch grid laid in world coordinates falls on a raster: patch origins (x0, y0) in its pixels.
+
+    The grid's lines lie at ``offset + k * spacing`` (CRS units) in x and y, as a region job's patches do
+    in its UTM zone; the origins cover the raster (the first may start before pixel 0). None when the
+    raster is not north-up or the lines do not fall on its pixel edges (another resolution or phase).
+    """
+    a, e = transform.a, transform.e
+    if transform.b or transform.d or a <= 0 or e >= 0:
+        return None
+    step, col, row = spacing / a, (offset - transform.c) / a, (transform.f - offset) / -e
+    if not all(abs(v - round(v)) < 1e-6 for v in (step, col, row)) or round(step) < 1:
+        return None
+    px = int(round(step))
+    x0, y0 = int(round(col)) % px - px, int(round(row)) % px - px
+    xs, ys = range(x0, shape[1], px), range(y0, shape[0], px)
+    return [(x, y) for x in xs for y in ys]
 
 
 @dataclass

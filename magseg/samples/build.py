@@ -11,6 +11,7 @@ from magseg.codec import GRID_METHODS, encode, mask_to_grid
 from magseg.format import encode_jpeg
 from magseg.prompts import PatchSpec, assistant_turn, edge_text, user_turn
 from magseg.samples.draw import colour_jitter, dihedral, draw_patch, draw_window
+from magseg.samples.pseudo import label_woods
 from magseg.sources import LabelledScene
 
 
@@ -34,6 +35,8 @@ class SampleConfig:
     # share of samples whose prompt gives the true classes of the cells just outside the patch (what the
     # checkerboard's second pass reads from its neighbours, magseg.inference.neighbours); 0: never
     neighbours: float = 0.0
+    # sparse real labels (0 = not annotated): unannotated woods are labelled tree (magseg.samples.pseudo)
+    woods: bool = False
 
     def check(self) -> None:
         if self.patch < 1 or self.grid < 1 or self.grid > self.patch:
@@ -109,13 +112,13 @@ def _plain(config: SampleConfig) -> bool:
 
 
 def _view(
-    scene: LabelledScene, config: SampleConfig, rng: np.random.Generator
+    scene: LabelledScene, labels: np.ndarray, config: SampleConfig, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """The scene window a sample is drawn from, augmented: (H, W, 3) image and (H, W) class mask."""
     height, width = scene.shape
     wx, wy, w, h = draw_window(height, width, config.window, rng)
     image = scene.image[:, wy : wy + h, wx : wx + w]
-    semantic = scene.labels.semantic[wy : wy + h, wx : wx + w]
+    semantic = labels[wy : wy + h, wx : wx + w]
     if config.augment:
         op = int(rng.integers(0, 8))
         image, semantic = dihedral(image, op), dihedral(semantic, op)
@@ -134,9 +137,10 @@ def scene_samples(scene: LabelledScene, config: SampleConfig, rng: np.random.Gen
     if height < config.patch or width < config.patch:
         raise ValueError(f"scene {scene.scene_id} is {height}x{width}, smaller than the patch {config.patch}")
     plain = _plain(config)
+    labels = label_woods(scene.image, scene.labels.semantic) if config.woods else scene.labels.semantic
     if plain:
         hwc = np.ascontiguousarray(scene.image.transpose(1, 2, 0))
-        semantic = scene.labels.semantic
+        semantic = labels
         context = encode_jpeg(hwc, config.context_size, config.jpeg_quality)
     samples = []
     for _ in range(config.per_scene):
@@ -144,7 +148,7 @@ def scene_samples(scene: LabelledScene, config: SampleConfig, rng: np.random.Gen
             x0 = int(rng.integers(0, width - config.patch + 1))
             y0 = int(rng.integers(0, height - config.patch + 1))
         else:
-            hwc, semantic = _view(scene, config, rng)
+            hwc, semantic = _view(scene, labels, config, rng)
             context = encode_jpeg(hwc, config.context_size, config.jpeg_quality)
             x0, y0 = draw_patch(
                 semantic, config.patch, rng, balance=config.balance, min_labelled=config.min_labelled

@@ -44,3 +44,25 @@ def test_cell_lines_inside_patches_are_counted_apart_from_the_seams() -> None:
     out = counts.summary()
     assert out["seam_excess"] == pytest.approx(0.5) and out["cell_excess"] == pytest.approx(0.25)
     assert SeamCounts().summary()["cell_excess"] is None
+
+
+def test_a_world_patch_grid_lands_on_a_raster_whose_origin_is_off_the_grid() -> None:
+    from affine import Affine
+
+    from magseg.metrics.seams import world_grid_origins
+
+    # 0.5 m pixels from x = 101, y = 207: lines every 4 m at 0, 4, 8, ... fall on columns 6, 14, ...
+    # (x = 104, 108) and rows 6, 14, ... (y = 204, 200)
+    origins = world_grid_origins(Affine(0.5, 0, 101.0, 0, -0.5, 207.0), (20, 20), 4.0)
+    assert origins is not None
+    assert sorted({x for x, _ in origins}) == [-2, 6, 14]
+    assert sorted({y for _, y in origins}) == [-2, 6, 14]
+    truth = np.zeros((20, 20), dtype=np.uint8)
+    pred = truth.copy()
+    pred[:, 6:] = 1  # a class edge on the seam at column 6: 20 seam pairs
+    assert seam_pairs(pred, origins) == (20, 80)  # lines x = 6, 14 and y = 6, 14
+    assert cell_line_pairs(pred, origins, 8, 4) == (0, 120)  # cell lines at 2, 10, 18 (x and y), none wrapped
+    shifted = world_grid_origins(Affine(0.5, 0, 101.0, 0, -0.5, 207.0), (20, 20), 4.0, offset=2.0)
+    assert shifted is not None and sorted({x for x, _ in shifted}) == [-6, 2, 10, 18]
+    assert world_grid_origins(Affine(0.3, 0, 101.0, 0, -0.3, 207.0), (20, 20), 4.0) is None  # off pixel edges
+    assert world_grid_origins(Affine(0.5, 0.1, 101.0, 0, -0.5, 207.0), (20, 20), 4.0) is None  # rotated
