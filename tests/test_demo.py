@@ -33,3 +33,9 @@ def test_demo_maps_and_scores(tmp_path: Path, monkeypatch, capsys) -> None:
     assert seams["seam_disagreement"] is not None and seams["seam_truth"] is not None
     assert -1.0 <= seams["seam_excess"] <= 1.0 and seams["cell_excess"] is not None
     assert "seam excess" in stdout and "patch seams" in stdout
+    # the baselines go through the same region job as stand-in engines, each with its own layer
+    for key in ("field_everywhere", "pixel_classifier", "truth_at_grid"):
+        assert (out / "baselines" / key / "fields").is_dir()
+        assert 0.0 <= summary["baselines"][key]["field"]["mean_iou"] <= 1.0
+    assert summary["baselines"]["field_everywhere"]["tree"]["dice"] == 0.0  # it writes field only
+    assert "same region job" in stdout

@@ -24,10 +24,16 @@ from magseg.dtypes import DTYPES
 @click.option("--max-cloud", type=float, default=None, help="Largest eo:cloud_cover (percent).")
 @click.option(
     "--engine",
-    type=click.Choice(["hf", "hf-generate", "vllm", "truth"]),
+    type=click.Choice(["hf", "hf-generate", "vllm", "truth", "field", "classifier"]),
     default=None,
     help="hf (default), hf-generate (transformers' generate, no shared prefix: the slow reference), vllm "
-    "(GPU), or truth: a stand-in writing the items' labels as RRLE (drills).",
+    "(GPU); stand-ins that run no model: truth (the items' labels as RRLE, drills), field (field "
+    "everywhere) or classifier (--classifier): the baselines through the same job.",
+)
+@click.option(
+    "--classifier",
+    default=None,
+    help="With --engine classifier: a pixel classifier .npz (magseg.evaluate.baselines.PixelClassifier.save).",
 )
 @click.option(
     "--dtype",
@@ -68,6 +74,7 @@ def command(
     datetime_: str | None,
     max_cloud: float | None,
     engine: str | None,
+    classifier: str | None,
     dtype: str | None,
     rereads: float | None,
     boundary: str | None,
@@ -94,6 +101,7 @@ def command(
         "datetime": datetime_,
         "max_cloud": max_cloud,
         "engine": engine,
+        "classifier": classifier,
         "dtype": dtype,
         "rereads": rereads,
         "boundary": boundary,

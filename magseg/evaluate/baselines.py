@@ -7,13 +7,17 @@ stitched and refined exactly like the model's output.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
+from magseg.atomic import atomic_path
 from magseg.classes import CLASSES, FIELD
 from magseg.codec import mask_to_grid
+from magseg.errors import InputError
 from magseg.inference import ModelFormat, patch_origins, stitch_grids
 from magseg.labels import LabelRaster
 from magseg.sources import LabelledScene
@@ -99,6 +103,26 @@ class PixelClassifier:
             z = (flat - self.mean[k]) @ self.whiten[k].T
             scores[:, k] = self.log_norm[k] - 0.5 * np.einsum("ij,ij->i", z, z)
         return self.classes[scores.argmax(axis=1)].reshape(h, w).astype(np.uint8)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the fitted classifier to one .npz file (what a region job's classifier stand-in reads)."""
+        if self.classes.size == 0:
+            raise ValueError("fit the pixel classifier before saving it")
+        with atomic_path(Path(path)) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, window=self.window, seed=self.seed, classes=self.classes, mean=self.mean,
+                     whiten=self.whiten, log_norm=self.log_norm)  # fmt: skip
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> PixelClassifier:
+        """A classifier written by ``save``."""
+        try:
+            with np.load(path) as data:
+                out = cls(window=int(data["window"]), seed=int(data["seed"]))
+                out.classes, out.mean = data["classes"], data["mean"]
+                out.whiten, out.log_norm = data["whiten"], data["log_norm"]
+        except (OSError, KeyError, ValueError) as exc:
+            raise InputError(f"{path}: not a pixel classifier saved by PixelClassifier.save ({exc})") from exc
+        return out
 
 
 def to_patch_grid(pixel_classes: np.ndarray, config: ModelFormat) -> np.ndarray:

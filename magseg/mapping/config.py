@@ -17,13 +17,17 @@ from magseg.errors import InputError
 from magseg.mapping.plan import DEFAULT_MARGIN_PX, DEFAULT_TILE_PX, check_bbox
 from magseg.mapping.tile import RefineSettings
 
-__all__ = ["MapConfig", "check_model_dir", "load_map_config"]
+__all__ = ["ENGINES", "STANDINS", "MapConfig", "check_model_dir", "load_map_config"]
 
 #: hf: transformers (CPU or GPU); hf-generate: the same model through transformers' own generate, no
 #: shared prefix (the reference: the same tokens, slower; benchmarks measure hf against it); vllm: GPU
 #: hosts; truth: a stand-in that writes the RRLE of the items' label rasters instead of running a model
-#: (scale drills and tests measure the pipeline, not the model).
-ENGINES = ("hf", "hf-generate", "vllm", "truth")
+#: (scale drills and tests measure the pipeline, not the model); field and classifier: the baselines as
+#: stand-ins, "field" everywhere and a fitted per-pixel classifier (``classifier``), so that a region
+#: layer of the model can be compared with theirs through the same job (the demo does).
+ENGINES = ("hf", "hf-generate", "vllm", "truth", "field", "classifier")
+#: The engines that run no model: the model folder only gives the RRLE format.
+STANDINS = ("truth", "field", "classifier")
 
 
 @dataclass
@@ -41,6 +45,7 @@ class MapConfig:
     engine: str = "hf"  # hf (transformers, CPU or GPU) | hf-generate | vllm (GPU hosts) | truth (see ENGINES)
     truth_asset: str = "labels"  # engine truth: the items' label raster asset ...
     truth_band: int = 2  # ... and its class band (magseg synth writes instance ids in 1, classes in 2)
+    classifier: str | None = None  # engine classifier: a PixelClassifier saved as .npz (PixelClassifier.save)
     boundary: str | None = None  # boundary model folder; None: the bundled one; "none": image fallback
     export: str | None = None  # one-file copy of the layer: .parquet | .fgb | .gpkg
     address: str | None = None  # Ray address (ray://host:10001, "auto"); None: start a local Ray
@@ -70,6 +75,10 @@ class MapConfig:
             self.refine = RefineSettings(**self.refine)
         if self.engine not in ENGINES:
             raise InputError(f"engine {self.engine!r} is not one of {', '.join(ENGINES)}")
+        if self.engine == "classifier" and not (self.classifier and Path(self.classifier).is_file()):
+            raise InputError(
+                f"engine classifier needs classifier: a PixelClassifier .npz file, got {self.classifier!r}"
+            )
         if not (math.isfinite(self.gsd) and self.gsd > 0):
             raise InputError(f"gsd {self.gsd!r} must be a positive number of metres per pixel")
         check_dtype(self.dtype)
@@ -101,6 +110,8 @@ class MapConfig:
         out["refine"] = asdict(self.refine)
         if self.engine == "truth":
             out["truth"] = [self.truth_asset, self.truth_band]
+        if self.engine == "classifier":
+            out["classifier"] = os.path.abspath(str(self.classifier))
         if self.max_new_tokens is not None:  # a cap cuts long RRLE: it decides polygons
             out["max_new_tokens"] = int(self.max_new_tokens)
         if self.dtype is not None:  # another dtype writes slightly other masks

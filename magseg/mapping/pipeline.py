@@ -21,7 +21,7 @@ from magseg.errors import EmptyInputError, InputError
 from magseg.inference.meta import resolve_config
 from magseg.logs import library_logs
 from magseg.mapping.blocks import leaf_count
-from magseg.mapping.config import MapConfig, check_model_dir
+from magseg.mapping.config import STANDINS, MapConfig, check_model_dir
 from magseg.mapping.finalize import finalize_run
 from magseg.mapping.read import read_tile
 from magseg.mapping.source import SceneQuery, block_rows, search_tiles
@@ -157,6 +157,7 @@ def _execute(
             "max_new_tokens": config.max_new_tokens,
             "dtype": config.dtype,
             "rereads": config.rereads,
+            "classifier": config.classifier,
         },
         batch_size=_tiles_per_call(config, patch),
         batch_format="numpy",
@@ -170,7 +171,7 @@ def _execute(
         "snap_px": patch // grid,
         "settings": asdict(config.refine),
         "boundary": os.path.abspath(config.boundary) if config.boundary else "",
-        "model": os.path.abspath(config.model) if config.engine != "truth" else "",
+        "model": os.path.abspath(config.model) if config.engine not in STANDINS else "",
     }
     ds = ds.map(finish_tile, fn_kwargs=finish, num_cpus=0.5)
     yield from ds.iter_rows()

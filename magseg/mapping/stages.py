@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from functools import lru_cache
 from typing import Any
@@ -33,6 +34,23 @@ CONF_SCALE = 255
 def tile_row(tile: Tile, items: list[pystac.Item]) -> dict[str, Any]:
     """The pipeline's input row for a tile: the tile and its candidate items, as JSON text."""
     return {"tile": json.dumps(asdict(tile)), "items": json.dumps([item.to_dict() for item in items])}
+
+
+def _standin_masks(
+    engine: str, classifier: str | None
+) -> Callable[[np.ndarray, np.ndarray | None], np.ndarray]:
+    """The class mask a stand-in engine writes for a tile: (image, the read truth, engine truth only) ->
+    (H, W) class ids."""
+    from magseg.classes import FIELD
+
+    if engine == "field":
+        return lambda image, _: np.full(image.shape[1:], FIELD, np.uint8)
+    if engine == "classifier":
+        from magseg.evaluate.baselines import PixelClassifier  # the baseline, run where the model would
+
+        fitted = PixelClassifier.load(str(classifier))
+        return lambda image, _: fitted.predict(image)
+    return lambda _, truth: np.asarray(truth)
 
 
 def _objects(values: list[Any]) -> np.ndarray:
@@ -90,13 +108,15 @@ class TileModel:
         max_new_tokens: int | None = None,
         dtype: str | None = None,
         rereads: float | None = None,
+        classifier: str | None = None,
     ) -> None:
         from magseg.inference import Predictor, resolve_config
         from magseg.inference.standin import TruthPredictor
 
-        self.truth: TruthPredictor | None = None
-        if engine == "truth":  # the stand-in: the model folder only gives the format, nothing is loaded
-            self.truth = TruthPredictor(resolve_config(model)[0])
+        self.standin: TruthPredictor | None = None
+        if engine in ("truth", "field", "classifier"):  # stand-ins: the model folder only gives the format
+            self.standin = TruthPredictor(resolve_config(model)[0], name=engine)
+            self.mask_of = _standin_masks(engine, classifier)
             return
         import torch
 
@@ -109,9 +129,9 @@ class TileModel:
         """A batch of tiles: the readable ones' patches go to the engine together, results regrouped per tile."""
         ok = [i for i, status in enumerate(batch["status"]) if status == "ok"]
         images = [np.asarray(batch["image"][i]) for i in ok]
-        if self.truth is not None:
+        if self.standin is not None:
             preds = [
-                self.truth.predict(img, np.asarray(batch["truth"][i]))
+                self.standin.predict(img, self.mask_of(img, batch["truth"][i] if "truth" in batch else None))
                 for img, i in zip(images, ok, strict=True)
             ]
         else:

@@ -82,3 +82,16 @@ def test_pooled_scores_keep_instances_of_each_scene_apart() -> None:
     summary = acc.summary()
     assert summary["field"]["n_truth"] == 4
     assert abs(summary["mean_dice"] - (1 + mean_dice(wrong > 0, sem)) / 2) < 1e-9
+
+
+def test_pixel_classifier_saved_and_loaded_predicts_the_same(tmp_path) -> None:
+    scenes = synthetic_training_scenes(2, 128, 0.5, seed=3)
+    clf = PixelClassifier().fit(scenes)
+    clf.save(tmp_path / "clf.npz")
+    loaded = PixelClassifier.load(tmp_path / "clf.npz")
+    assert np.array_equal(loaded.predict(scenes[0].image), clf.predict(scenes[0].image))
+    with pytest.raises(ValueError, match="fit"):
+        PixelClassifier().save(tmp_path / "unfitted.npz")
+    (tmp_path / "bad.npz").write_bytes(b"not a classifier")
+    with pytest.raises(InputError, match="not a pixel classifier"):
+        PixelClassifier.load(tmp_path / "bad.npz")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from magseg.mapping.store import MANIFEST
@@ -106,3 +107,27 @@ def test_dtype_is_checked_and_decides_the_polygons(tmp_path: Path) -> None:
     assert "dtype" not in MapConfig(**base).result_settings()  # type: ignore[arg-type]
     # a resumed run in another dtype would write other masks: the settings a rerun must match name it
     assert MapConfig(**base, dtype="bfloat16").result_settings()["dtype"] == "bfloat16"  # type: ignore[arg-type]
+
+
+def test_baseline_stand_ins_write_their_masks_and_classifier_needs_its_file(tmp_path: Path) -> None:
+    from magseg.classes import FIELD
+    from magseg.errors import InputError
+    from magseg.evaluate import PixelClassifier, synthetic_training_scenes
+    from magseg.mapping.config import MapConfig
+    from magseg.mapping.stages import _standin_masks
+
+    base = {"bbox": (76.97, 29.68, 76.98, 29.69), "stac": str(tmp_path), "out": str(tmp_path / "out")}
+    with pytest.raises(InputError, match="classifier"):
+        MapConfig(**base, engine="classifier")  # type: ignore[arg-type]
+    scenes = synthetic_training_scenes(2, 128, 0.5, seed=3)
+    clf = PixelClassifier().fit(scenes)
+    clf.save(tmp_path / "clf.npz")
+    config = MapConfig(**base, engine="classifier", classifier=str(tmp_path / "clf.npz"))  # type: ignore[arg-type]
+    assert config.result_settings()["classifier"] == str(tmp_path / "clf.npz")
+    image = scenes[1].image
+    assert (_standin_masks("field", None)(image, None) == FIELD).all()
+    assert np.array_equal(
+        _standin_masks("classifier", str(tmp_path / "clf.npz"))(image, None), clf.predict(image)
+    )
+    truth = scenes[1].labels.semantic
+    assert np.array_equal(_standin_masks("truth", None)(image, truth), truth)
