@@ -198,7 +198,9 @@ def _tiles_per_call(config: MapConfig, patch: int) -> int:
 def estimate_boundary_scale(tiles: list[tuple[Any, list[Any]]], gsd: float, asset: str = "image") -> float:
     """One boundary scale for the region: the median of the image fallback's own scale on sampled tiles.
 
-    Tiles without imagery are passed over.
+    Tiles without imagery are passed over; on a tile hanging over the imagery's edge only its pixels
+    count (the empty part once lowered the scale: 12.7 instead of 18.1 on the demo's scenes with 448 m
+    tiles, and the truth's own layer lost 0.045 fields mIoU).
     """
     fallback = OrientedBoundary(gsd=gsd)
     scales = []
@@ -207,7 +209,7 @@ def estimate_boundary_scale(tiles: list[tuple[Any, list[Any]]], gsd: float, asse
             img = read_tile(tile, hits, gsd, asset=asset)
         except InputError:
             continue
-        scale = fallback.image_scale(img.image)
+        scale = fallback.image_scale(img.image, img.mask)  # the imagery's pixels only
         if scale > 0:
             scales.append(scale)
     if not scales:

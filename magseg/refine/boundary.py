@@ -134,9 +134,19 @@ class OrientedBoundary:
             np.maximum(step, self._frame(lab, float(angle)), out=step)
         return step
 
-    def image_scale(self, image: np.ndarray) -> float:
-        """The ``percentile`` of an image's step: the scale ``predict`` divides by when none is fixed."""
-        return float(np.percentile(self.step(image), self.percentile))
+    def image_scale(self, image: np.ndarray, valid: np.ndarray | None = None) -> float:
+        """The ``percentile`` of an image's step: the scale ``predict`` divides by when none is fixed.
+
+        ``valid`` (H, W) bool: only those pixels count, less a band of the step's reach along their edge
+        (a window hanging over the imagery's edge: the empty part and the jump into it are no landscape);
+        0.0 when none is left."""
+        step = self.step(image)
+        if valid is None:
+            return float(np.percentile(step, self.percentile))
+        keep = ndimage.binary_erosion(
+            np.asarray(valid, dtype=bool), iterations=self.length + 1, border_value=1
+        )
+        return float(np.percentile(step[keep], self.percentile)) if keep.any() else 0.0
 
     def predict(self, image: np.ndarray) -> np.ndarray:
         step = self.step(image)

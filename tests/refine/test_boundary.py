@@ -201,3 +201,18 @@ def test_load_boundary_model_refuses_missing_or_unsafe_weights(tmp_path: Path, t
     (only_config / "config.json").write_text((tiny_segformer / "config.json").read_text())
     with pytest.raises(InputError, match="safetensors"):
         load_boundary_model(only_config)
+
+
+def test_image_scale_counts_only_the_imagery_of_a_window_over_its_edge() -> None:
+    rng = np.random.default_rng(0)
+    fields = np.kron(rng.integers(40, 220, (3, 8, 8)), np.ones((1, 16, 16))).astype(np.uint8)  # 128 px
+    window = np.zeros((3, 128, 256), dtype=np.uint8)  # the right half hangs over the imagery's edge
+    window[:, :, :128] = fields
+    valid = np.zeros((128, 256), dtype=bool)
+    valid[:, :128] = True
+    fallback = OrientedBoundary(gsd=0.5)
+    alone = fallback.image_scale(fields)
+    assert fallback.image_scale(window) < 0.9 * alone  # the empty half pulls the percentile down
+    assert fallback.image_scale(window, valid) == pytest.approx(alone, rel=0.1)
+    assert fallback.image_scale(fields, np.ones((128, 128), bool)) == alone  # full coverage: as before
+    assert fallback.image_scale(window, np.zeros((128, 256), bool)) == 0.0
