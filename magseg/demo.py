@@ -64,9 +64,12 @@ class PatchGrid:
     cell: float
 
     @classmethod
-    def of_run(cls, run: dict[str, Any], patch_px: int, grid: int) -> PatchGrid:
-        """The grid of a region run: patches start at each tile's read window (core minus margin)."""
+    def of_run(cls, run: dict[str, Any], patch_px: int, grid: int) -> PatchGrid | None:
+        """The grid of a region run: patches start at each tile's read window (core minus margin); None
+        when the tile core is not a whole number of patches (each tile's patches then lie apart)."""
         cfg = run["config"]
+        if cfg["tile_px"] % patch_px:
+            return None
         spacing = patch_px * cfg["gsd"]
         return cls(str(run["crs"]), spacing, -cfg["margin_px"] * cfg["gsd"] % spacing, spacing / grid)
 
@@ -117,7 +120,7 @@ BASELINE_ENGINES = (
 
 
 def map_baselines(
-    data: Path, out: Path, map_config: MapConfig, patches: PatchGrid, config: DemoConfig
+    data: Path, out: Path, map_config: MapConfig, patches: PatchGrid | None, config: DemoConfig
 ) -> dict[str, Any]:
     """Field everywhere, the pixel classifier (fitted on synthetic scenes of the training seed) and the
     truth at the model's grid (the ceiling), each mapped as a stand-in engine by the same region job as the
