@@ -26,7 +26,7 @@ from shapely.geometry import shape
 from magseg.atomic import atomic_path
 from magseg.bundled import BUNDLED_MODEL
 from magseg.confidence import matched_predictions, reliability
-from magseg.evaluate.report import class_scores, confidence_lines, versus_table
+from magseg.evaluate.report import class_scores, confidence_lines, layer_seam_line, versus_table
 from magseg.evaluate.run import fit_baseline_classifier
 from magseg.evaluate.scoring import MethodScores
 from magseg.inference.meta import resolve_config
@@ -140,19 +140,6 @@ def map_baselines(
     return scores
 
 
-def seam_line(seams: dict[str, Any] | None) -> str:
-    """One line on the layer's patch seams (stitching artifacts), or why there is none."""
-    if not seams or seams.get("seam_excess") is None:
-        return "seam excess: no scene lies on the region job's patch grid"
-    line = (
-        f"seam excess {seams['seam_excess']:.3f} across the region job's patch seams (layer "
-        f"{seams['seam_disagreement']:.3f} vs truth {seams['seam_truth']:.3f})"
-    )
-    if seams.get("cell_excess") is not None:
-        line += f"; {seams['cell_excess']:.3f} across the cell lines inside patches"
-    return line
-
-
 def run_demo(
     out: str | os.PathLike[str], config: DemoConfig = DemoConfig(), log: Callable[[str], None] = print
 ) -> dict[str, Any]:
@@ -226,7 +213,7 @@ def run_demo(
         + versus_table(model, baselines)
     )
     log("\n".join(confidence_lines(model)).strip("\n") or "the layer carries no confidence")
-    log(seam_line(model.get("seams")))
+    log(layer_seam_line(model.get("seams")))
     log(
         f"\nmean DICE {model['mean_dice']:.3f}; {run['polygons']} polygons {run['polygons_by_class']}; "
         f"{run['patches']} patches (+{run.get('rereads', 0)} seam re-reads, {run['tokens_per_patch']:.1f} tokens "

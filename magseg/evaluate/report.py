@@ -171,6 +171,19 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(head)
 
 
+def layer_seam_line(seams: dict[str, Any] | None) -> str:
+    """One line on a region layer's patch seams (the demo's stitching figure), or why there is none."""
+    if not seams or seams.get("seam_excess") is None:
+        return "seam excess: no scene lies on the region job's patch grid"
+    line = (
+        f"seam excess {seams['seam_excess']:.3f} across the region job's patch seams (layer "
+        f"{seams['seam_disagreement']:.3f} vs truth {seams['seam_truth']:.3f})"
+    )
+    if seams.get("cell_excess") is not None:
+        line += f"; {seams['cell_excess']:.3f} across the cell lines inside patches"
+    return line
+
+
 def _seam_line(report: dict[str, Any]) -> list[str]:
     """The patch seams before and after refinement (a layer is cut from the refined mask)."""
     if report.get("seam_excess") is None or report.get("seam_excess_refined") is None:

@@ -17,6 +17,7 @@ from rasterio.crs import CRS
 
 from magseg.confidence import Calibrator, load_calibrator
 from magseg.errors import InputError
+from magseg.mapping.config import STANDINS
 from magseg.mapping.plan import Tile
 from magseg.mapping.read import read_tile
 from magseg.mapping.store import RunStore
@@ -114,7 +115,7 @@ class TileModel:
         from magseg.inference.standin import TruthPredictor
 
         self.standin: TruthPredictor | None = None
-        if engine in ("truth", "field", "classifier"):  # stand-ins: the model folder only gives the format
+        if engine in STANDINS:  # the model folder only gives the format, nothing is loaded
             self.standin = TruthPredictor(resolve_config(model)[0], name=engine)
             self.mask_of = _standin_masks(engine, classifier)
             return
