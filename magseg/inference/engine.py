@@ -53,10 +53,17 @@ def generate_counted(
 
 
 def generate_scored(
-    engine: Engine, batch: Sequence[Request], processor: Any = None
+    engine: Engine,
+    batch: Sequence[Request],
+    processor: Any = None,
+    row_limits: Sequence[int] | None = None,
 ) -> tuple[list[Scored], bool]:
     """Completions with token counts and, where the engine reports them, token probabilities (else
-    ``tokens_text`` is None); ``measured`` as in generate_counted."""
+    ``tokens_text`` is None); ``measured`` as in generate_counted. ``row_limits`` (one per request; 0:
+    none) lets an engine that can (``stops_at_rows``: the HF engine) end a completion after that many
+    RRLE rows; any other writes them all, and the caller reads only the rows it asked for."""
+    if row_limits is not None and getattr(engine, "stops_at_rows", False):
+        return engine.generate_scored(batch, row_limits=row_limits), True  # type: ignore[attr-defined]
     if isinstance(engine, ScoringEngine):
         return engine.generate_scored(batch), True
     texts, counts, measured = generate_counted(engine, batch, processor)

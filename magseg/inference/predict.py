@@ -20,7 +20,7 @@ from magseg.inference.engine import CountingHFEngine, Engine, generate_scored
 from magseg.inference.meta import read_class_bias, read_rereads, resolve_config
 from magseg.inference.neighbours import first_pass, merge_passes, second_pass_edges
 from magseg.inference.requests import scene_requests
-from magseg.inference.rereads import Reread, merge_scored, reread_requests
+from magseg.inference.rereads import Reread, merge_scored, reread_requests, reread_rows
 from magseg.model.generate import Request, Scored, class_logit_bias
 from magseg.patches import PatchLayout, stitch
 from magseg.prompts import PatchSpec
@@ -169,7 +169,12 @@ def _reread_scenes(
     ]
     plans = [plan for plan, _ in built]
     requests = [r for _, reqs in built for r in reqs]
-    scored, measured = generate_scored(engine, requests, processor) if requests else ([], True)
+    rows = [  # the rows each re-read's merge reads: an engine that can stops writing there
+        n
+        for (semantic, _, _), plan in zip(stitched, plans, strict=True)
+        for n in reread_rows(semantic, plan, config.patch, config.grid)
+    ]
+    scored, measured = generate_scored(engine, requests, processor, rows) if requests else ([], True)
     out: list[Stitched] = []
     tokens: list[list[int]] = []
     at = 0

@@ -4,7 +4,9 @@
 input preparation) and keeps computing rows that already ended. This loop feeds the model exactly what
 generate feeds it (positions counted from the attention mask, the same cache), takes the argmax, and
 drops each row from the batch and the cache the step it writes a stop token: the same tokens, token for
-token (tested against generate), at a fraction of the per-step cost on CPU. It also keeps the probability
+token (tested against generate), at a fraction of the per-step cost on CPU. A row may also end once it has
+written a given number of RRLE rows (``row_limits``: the seam re-reads of magseg.inference.rereads use only
+their first rows), its tokens up to there the same. It also keeps the probability
 the model gave each token it wrote (a softmax per step over the vocabulary: the confidence signal of
 magseg.confidence, free beside the forward pass).
 """
@@ -24,11 +26,12 @@ __all__ = ["Greedy", "greedy_ids"]
 
 
 class Greedy(NamedTuple):
-    """Generated ids (B, T), pad after each row's stop token, and each token's probability (B, T; 0 at pads;
-    None when not asked for)."""
+    """Generated ids (B, T), pad after each row's stop token, each token's probability (B, T; 0 at pads;
+    None when not asked for) and, when known, the tokens each row wrote (B,; its stop token included)."""
 
     ids: torch.Tensor
     probs: torch.Tensor | None
+    lengths: torch.Tensor | None = None
 
 
 @torch.inference_mode()
@@ -45,13 +48,17 @@ def greedy_ids(
     cache: Any = None,
     with_probs: bool = True,
     logit_bias: torch.Tensor | None = None,
+    row_limits: torch.Tensor | None = None,
+    newlines: torch.Tensor | None = None,
 ) -> Greedy:
     """The generated ids (B, max_new_tokens) of the prompts ``ids`` (B, L) and the probability of each.
 
     ``cache`` holds the KV of the first ``cache.get_seq_length()`` positions of every row (a shared prefix,
     magseg.model.prefix); ``pixel_values`` are then the images of the uncached part only. Without
     ``with_probs`` no softmax is taken (``probs`` is None). ``logit_bias`` (V,) is added to the logits the
-    argmax reads (class_logit_bias); a token's probability stays the model's own, unbiased.
+    argmax reads (class_logit_bias); a token's probability stays the model's own, unbiased. With
+    ``row_limits`` (B,; 0: none) and ``newlines`` (V,: how many line breaks each token id writes) a row also
+    ends with the token that completes its ``row_limits``-th line, as if that token were a stop token.
     """
     key = cache_keyword(model)
     cached = cache.get_seq_length() if cache is not None else 0
@@ -72,6 +79,12 @@ def greedy_ids(
     probs = torch.zeros((rows, max_new_tokens), dtype=torch.float32, device=ids.device)
     stops = torch.tensor(list(stop_ids), device=ids.device)
     active = torch.arange(rows, device=ids.device)
+    lengths = torch.full((rows,), max_new_tokens, dtype=torch.long, device=ids.device)
+    limited = row_limits is not None and newlines is not None and bool((row_limits > 0).any())
+    if limited:
+        assert row_limits is not None and newlines is not None
+        limits, lines = row_limits.to(ids.device), newlines.to(ids.device)
+        written = torch.zeros(rows, dtype=torch.long, device=ids.device)
     token, prob = _pick(out.logits[:, -1], with_probs, logit_bias)
     position = positions[:, -1]
     rule = _step_mask_rule(model)
@@ -80,7 +93,11 @@ def greedy_ids(
         if prob is not None:
             probs[active, step] = prob
         ended = torch.isin(token, stops)
+        if limited:
+            written[active] += lines[token]
+            ended |= (limits[active] > 0) & (written[active] >= limits[active])
         if ended.any():
+            lengths[active[ended]] = step + 1
             keep = (~ended).nonzero().squeeze(1)
             if len(keep) == 0:
                 break
@@ -99,7 +116,7 @@ def greedy_ids(
         )
         cache = getattr(out, key)
         token, prob = _pick(out.logits[:, -1], with_probs, logit_bias)
-    return Greedy(result, probs if with_probs else None)
+    return Greedy(result, probs if with_probs else None, lengths)
 
 
 def _step_mask_rule(model: Any) -> tuple[tuple[str, ...], int] | None:

@@ -53,6 +53,9 @@ def render_prompts(processor: Any, batch: Sequence[Request]) -> Any:
 class HFEngine:
     """Generate RRLE text for (images, prompt) requests in batches with ``model.generate``."""
 
+    #: generate_scored takes ``row_limits`` (honoured by the lean greedy loop; generate writes every row)
+    stops_at_rows = True
+
     def __init__(
         self,
         model: Any,
@@ -86,6 +89,7 @@ class HFEngine:
         self.logit_bias = dict(logit_bias) if logit_bias else None
         self.prefill_tokens = 0  # prompt tokens prefilled so far (a prefix shared by n requests counts once)
         self.prompt_tokens = 0  # prompt tokens of the requests (what prefill costs without sharing)
+        self._newlines: torch.Tensor | None = None  # line breaks each token id writes (row limits)
 
     def _options(self) -> dict[str, Any]:
         sampling: dict[str, Any] = (
@@ -107,10 +111,22 @@ class HFEngine:
         bias[list(self.logit_bias)] = torch.tensor(list(self.logit_bias.values()), device=device)
         return bias
 
+    def _newline_counts(self) -> torch.Tensor:
+        """How many line breaks (RRLE row ends) each token id of the model's vocabulary writes."""
+        if self._newlines is None:
+            size = self.model.get_output_embeddings().out_features
+            tok = self.processor.tokenizer
+            pieces = tok.batch_decode([[i] for i in range(min(size, len(tok)))])
+            counts = torch.zeros(size, dtype=torch.long)
+            counts[: len(pieces)] = torch.tensor([p.count("\n") for p in pieces], dtype=torch.long)
+            self._newlines = counts
+        return self._newlines
+
     @torch.inference_mode()
-    def _generate_ids(self, batch: Sequence[Request]) -> Greedy:
+    def _generate_ids(self, batch: Sequence[Request], row_limits: Sequence[int] | None = None) -> Greedy:
         """The generated ids (B, T) of one batch, prompt stripped, and their probabilities; scene prefixes
-        prefilled once when shared."""
+        prefilled once when shared. ``row_limits`` (per request; 0: none): end a completion once it has
+        written that many RRLE rows (lean greedy decoding only)."""
         inputs = render_prompts(self.processor, batch)
         self.prompt_tokens += int(inputs["attention_mask"].sum())
         shared = None
@@ -149,6 +165,7 @@ class HFEngine:
         types = types.to(device) if types is not None else None
         pixels = pixels.to(device, dtype) if pixels is not None else None
         if self.lean and not self.do_sample:
+            limited = row_limits is not None and any(n > 0 for n in row_limits)
             return greedy_ids(
                 self.model,
                 ids,
@@ -161,6 +178,8 @@ class HFEngine:
                 cache=cache,
                 with_probs=self.scores,
                 logit_bias=self._bias_tensor(self.model.get_output_embeddings().out_features, device),
+                row_limits=torch.tensor(list(row_limits or ()), dtype=torch.long) if limited else None,
+                newlines=self._newline_counts() if limited else None,
             )
         extra: dict[str, Any] = {key: cache} if cache is not None else {}
         if types is not None:
@@ -181,17 +200,24 @@ class HFEngine:
         probs = self.model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
         return Greedy(out.sequences[:, ids.shape[1] :], probs.float().exp())
 
-    def generate_scored(self, batch: Sequence[Request]) -> list[Scored]:
+    def generate_scored(
+        self, batch: Sequence[Request], row_limits: Sequence[int] | None = None
+    ) -> list[Scored]:
         """Each request's completion with its token count and per-token probabilities, in order.
 
         A count runs up to and including the stop token (the model paid for it); the padding generate
         appends after a sequence stopped is not counted; a completion cut at max_new_tokens counts that.
+        ``row_limits`` (one per request, 0: none) ends a completion after that many RRLE rows where the
+        lean greedy loop decodes; elsewhere every row is written (callers read only the rows they asked).
         """
+        if row_limits is not None and len(row_limits) != len(batch):
+            raise ValueError(f"{len(row_limits)} row limits for {len(batch)} requests")
         results: list[Scored] = []
         tok = self.processor.tokenizer
         for start in range(0, len(batch), self.batch_size):
-            new, probs = self._generate_ids(batch[start : start + self.batch_size])
-            counts = token_counts(new, self.eos_token_id)
+            limits = None if row_limits is None else row_limits[start : start + self.batch_size]
+            new, probs, lengths = self._generate_ids(batch[start : start + self.batch_size], limits)
+            counts = token_counts(new, self.eos_token_id) if lengths is None else lengths.tolist()
             rows = [new[r, :n].tolist() for r, n in enumerate(counts)]
             row_probs = (
                 None if probs is None else [probs[r, : len(ids)].tolist() for r, ids in enumerate(rows)]

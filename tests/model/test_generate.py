@@ -156,3 +156,36 @@ def test_class_bias_names_a_class_more_often_and_keeps_probabilities_unbiased(
     assert generate_path.generate(requests) == [s.text for s in scored]  # generate's sequence_bias agrees
     with pytest.raises(InputError, match="unknown class 'wel'"):
         class_logit_bias(tok, {"wel": 1.0})
+
+
+def test_row_limits_end_a_completion_after_its_rows_with_the_same_tokens(tmp_path: Path) -> None:
+    """The bundled model: a completion limited to k RRLE rows is the first k lines of the unlimited one,
+    its count that prefix's tokens; a limit of 0 changes nothing; the generate path writes every row."""
+    from magseg.bundled import BUNDLED_MODEL
+    from magseg.inference import ModelFormat, scene_requests
+    from magseg.sources import list_scenes
+    from magseg.synth import write_dataset
+
+    model, processor = load_model(BUNDLED_MODEL)
+    image = list_scenes(write_dataset(tmp_path / "s", 1, 256, 0.5, seed=4))[0].load().image
+    _, requests = scene_requests(image, ModelFormat(patch=64, grid=8, context_size=64, window=512))
+    requests = requests[:6]
+    engine = HFEngine(model, processor, max_new_tokens=96)
+    full = engine.generate_scored(requests)
+    limits = [1, 3, 0, 6, 2, 8]
+    cut = engine.generate_scored(requests, row_limits=limits)
+    for whole, part, k in zip(full, cut, limits, strict=True):
+        lines = whole.text.split("\n")
+        if k == 0 or len(lines) <= k:  # the same completion (probabilities to float noise: other batch rows)
+            assert (part.text, part.tokens) == (whole.text, whole.tokens)
+            continue
+        assert part.text == "\n".join(lines[:k]) + "\n"
+        assert part.tokens < whole.tokens and part.tokens_text is not None and whole.tokens_text is not None
+        head = whole.tokens_text[: part.tokens]
+        assert [e for e, _ in part.tokens_text] == [e for e, _ in head]
+        assert [p for _, p in part.tokens_text] == pytest.approx([p for _, p in head], abs=1e-5)
+    assert sum(p.tokens for p in cut) < sum(w.tokens for w in full)
+    engine.lean = False  # model.generate: no row limits, every row written
+    assert [s.text for s in engine.generate_scored(requests, row_limits=limits)] == [s.text for s in full]
+    with pytest.raises(ValueError, match="row limits"):
+        engine.generate_scored(requests, row_limits=[1])
