@@ -85,9 +85,11 @@ def line_chart_png(
     size: tuple[int, int] = (640, 400),
 ) -> None:
     """A line chart of (x, y) series with y in [0, 1] (scores), legend and axis ticks, written as PNG."""
-    width, height = size
-    left, right, top, bottom = 50, 170, 30, 40
-    img = Image.new("RGB", size, "white")
+    left, top, bottom = 50, 30, 40
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    right = max([170] + [46 + int(draw.textlength(name)) + 8 for name in series])  # room for the legend
+    width, height = max(size[0], left + right + 320), size[1]
+    img = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(img)
     xs = [x for pts in series.values() for x, _ in pts] or [0.0, 1.0]
     x_lo, x_hi = min(xs), max(max(xs), min(xs) + 1e-9)
