@@ -140,8 +140,8 @@ def test_cli_json_uses_the_bundled_model_rates() -> None:
     plan = plan_region(SMALL)
     assert out["tiles"] == plan.n_tiles and out["patches"] == plan.n_patches
     assert out["tokens"] == pytest.approx(plan.n_patches * rates.tokens_per_patch)
-    # the bundle re-reads seams: about a fifth more patches generated, the GPU-hours count them
-    assert 0.1 < rates.rereads_per_patch <= 0.2 and out["rereads_per_patch"] == rates.rereads_per_patch
+    # the bundle re-reads seams: up to a quarter more patches generated, the GPU-hours count them
+    assert 0.1 < rates.rereads_per_patch <= 0.25 and out["rereads_per_patch"] == rates.rereads_per_patch
     calls = 1 + rates.rereads_per_patch
     assert out["gpu_hours"] == pytest.approx(out["patches_with_margin"] * calls / 50 / 3600)
     assert out["gpu_rate_assumed"] is False
