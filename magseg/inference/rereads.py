@@ -8,8 +8,9 @@ horizontal one) the re-read's cells within a quarter patch of the seam replace t
 that an object the first pass wrote (tree, cloud, pond, well) is erased only where the re-read's tokens
 were more probable than the first pass's (with no token probabilities: never), and an object the first
 pass wrote nowhere in the re-read's window is not written (a re-read settles what the patches either side
-said; it does not start a pond of its own). The seam then lies inside one patch's answer; the re-read's own edges fall on cell lines inside the first pass's patches, where both
-answers are written mid-patch. Where the first pass agreed nothing changes.
+said; it does not start a pond of its own). The seam then lies inside one patch's answer; the re-read's
+own edges fall on cell lines inside the first pass's patches, where both answers are written mid-patch.
+Where the first pass agreed nothing changes.
 
 Up to ``share`` x the scene's patches are re-read, chosen greedily by the disagreeing seam pixels they
 cover (a crossing covers two seams); they go to the engine in one batch for all the scenes of a call,
@@ -169,7 +170,7 @@ def _first_differ(semantic: np.ndarray, rereads: Sequence[Reread]) -> dict[tuple
 def reread_rows(semantic: np.ndarray, rereads: Sequence[Reread], patch: int, grid: int) -> list[int]:
     """How many of its RRLE rows (top down) each re-read's merge can use: 1 + the last cell row holding a
     pixel it may take (merge_rereads). The rows below are never read, so an engine may stop writing there
-    (magseg.inference.engine.generate_scored's ``row_limits``): about 15% of a re-read's tokens."""
+    (magseg.inference.engine.generate_scored's ``row_limits``): about 15-20% of a re-read's tokens."""
     differ = _first_differ(semantic, rereads)
     cell = patch // grid
     out = []
