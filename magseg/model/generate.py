@@ -20,6 +20,14 @@ Request = tuple[Sequence[Image.Image], list[dict[str, Any]]]
 END_OF_TURN = "<end_of_turn>"
 
 
+class RowLimited(NamedTuple):
+    """A request whose completion may end after ``rows`` RRLE rows: the reader uses no more (the seam
+    re-reads of magseg.inference.rereads), for a batched caller that hands requests over one by one."""
+
+    request: Request
+    rows: int
+
+
 class Scored(NamedTuple):
     """A completion, the tokens it took (stop token included) and, per written token, (end offset, p).
 

@@ -15,7 +15,7 @@ from ray.serve.handle import DeploymentHandle
 
 from magseg import __version__
 from magseg.inference.engine import generate_scored
-from magseg.model.generate import Request, Scored
+from magseg.model.generate import Request, RowLimited, Scored
 from magseg.serve.config import ServeConfig, load_serve_config
 from magseg.serve.routes import LayerRoutes, TileRoutes
 from magseg.serve.service import LayerService, TileService
@@ -84,10 +84,17 @@ class PatchModel:
         self.__call__.set_batch_wait_timeout_s(batch_wait_timeout_s)  # type: ignore[attr-defined]
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.02)
-    async def __call__(self, requests: list[Request]) -> list[Scored]:
+    async def __call__(self, items: list[Request | RowLimited]) -> list[Scored]:
+        # a seam re-read comes row-limited: the engine may stop after the rows its merge reads
+        requests = [i.request if isinstance(i, RowLimited) else i for i in items]
+        rows = [i.rows if isinstance(i, RowLimited) else 0 for i in items]
         # generation blocks for a while: off the event loop, so the next batch keeps filling meanwhile
         scored, _ = await asyncio.to_thread(
-            generate_scored, self.predictor.engine, requests, self.predictor.processor
+            generate_scored,
+            self.predictor.engine,
+            requests,
+            self.predictor.processor,
+            rows if any(rows) else None,
         )
         return scored
 

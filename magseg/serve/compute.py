@@ -20,13 +20,13 @@ from magseg.format import ModelFormat
 from magseg.inference.neighbours import first_pass, merge_passes, second_pass_edges
 from magseg.inference.predict import stitch_scored
 from magseg.inference.requests import patch_origins, scene_requests
-from magseg.inference.rereads import merge_scored, reread_requests
+from magseg.inference.rereads import merge_scored, reread_requests, reread_rows
 from magseg.mapping.plan import Tile, plan_region
 from magseg.mapping.read import read_tile
 from magseg.mapping.seams import merge_seams
 from magseg.mapping.store import RunStore, fingerprint
 from magseg.mapping.tile import RefineSettings, tile_pieces
-from magseg.model.generate import Request, Scored
+from magseg.model.generate import Request, RowLimited, Scored
 from magseg.refine.boundary import BoundaryModel
 from magseg.serve.xyz import TileRequestError
 from magseg.stac import Catalog
@@ -36,7 +36,9 @@ __all__ = ["Generate", "TileComputer", "clip_lonlat"]
 
 #: One patch request -> its RRLE completion, token count and token probabilities (None when the engine
 #: reports none): the model deployment's batched call.
-Generate = Callable[[Request], Awaitable[Scored]]
+Generate = Callable[
+    [Request | RowLimited], Awaitable[Scored]
+]  # one patch's completion (batched by the callee)
 #: Rings of neighbouring grid tiles computed to complete fields cut by the edge of the requested ones
 #: (one ring completes every field smaller than a grid tile; each ring costs a full model pass per tile).
 MAX_RINGS = 1
@@ -229,9 +231,13 @@ class TileComputer:
     async def _reread_tile(
         self, image: Any, semantic: Any, token_conf: Any, origins: list[tuple[int, int]]
     ) -> tuple[Any, Any]:
-        """The tile's seam re-reads (magseg.inference.rereads), as predict_scenes runs them."""
+        """The tile's seam re-reads (magseg.inference.rereads), as predict_scenes runs them: each asks for no
+        more rows than its merge reads."""
         plan, requests = reread_requests(image, semantic, origins, self.inference, self.rereads)
-        again = await asyncio.gather(*(self.generate(r) for r in requests))
+        rows = reread_rows(semantic, plan, self.inference.patch, self.inference.grid)
+        again = await asyncio.gather(
+            *(self.generate(RowLimited(r, n)) for r, n in zip(requests, rows, strict=True))
+        )
         return merge_scored(semantic, token_conf, plan, again, self.inference.patch, self.inference.grid)
 
 

@@ -14,7 +14,7 @@ from magseg.codec import encode
 from magseg.confidence import FEATURES, Calibrator
 from magseg.inference.meta import ModelFormat
 from magseg.mapping.tile import RefineSettings
-from magseg.model.generate import Request, Scored
+from magseg.model.generate import Request, RowLimited, Scored
 from magseg.refine.boundary import OrientedBoundary
 from magseg.serve.compute import TileComputer
 from magseg.stac import open_catalog
@@ -32,9 +32,13 @@ def computer(
     prompts: list[str] | None = None,
     rereads: float = 0.0,
     answer: Callable[[str], str] | None = None,
+    limits: list[int] | None = None,
 ) -> TileComputer:
-    async def generate(request: Request) -> Scored:
+    async def generate(item: Request | RowLimited) -> Scored:
         calls.append(1)
+        request = item.request if isinstance(item, RowLimited) else item
+        if limits is not None:
+            limits.append(item.rows if isinstance(item, RowLimited) else 0)
         text = request[1][0]["content"][1]["text"]
         if prompts is not None:
             prompts.append(text)
@@ -131,9 +135,13 @@ def test_seams_are_re_read_when_the_model_asks(region: tuple[Path, list[float]])
 
     calls: list[int] = []
     prompts: list[str] = []
-    served = computer(root, None, calls, prompts=prompts, rereads=0.5, answer=answer)
+    limits: list[int] = []
+    served = computer(root, None, calls, prompts=prompts, rereads=0.5, answer=answer, limits=limits)
     layer = asyncio.run(served.layer(box))
     assert len(calls) == served.computed * (16 + 4)  # the four patches along x = 128 re-read
+    # the grid's patches ask for every row; each re-read only for the rows its merge reads (all 8 here:
+    # the patches either side of the vertical seam disagree down its whole length)
+    assert limits.count(0) == served.computed * 16 and sorted(set(limits) - {0}) == [8]
     assert {"tree", "field"} <= set(layer["class"])
     plain = asyncio.run(computer(root, None, [], answer=answer).layer(box))
 
