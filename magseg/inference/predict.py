@@ -20,7 +20,7 @@ from magseg.inference.engine import CountingHFEngine, Engine, generate_scored
 from magseg.inference.meta import read_class_bias, read_rereads, resolve_config
 from magseg.inference.neighbours import first_pass, merge_passes, second_pass_edges
 from magseg.inference.requests import scene_requests
-from magseg.inference.rereads import Reread, merge_scored, reread_requests, reread_rows
+from magseg.inference.rereads import Reread, merge_scored, reread_requests
 from magseg.model.generate import Request, Scored, class_logit_bias
 from magseg.patches import PatchLayout, stitch
 from magseg.prompts import PatchSpec
@@ -167,21 +167,19 @@ def _reread_scenes(
         reread_requests(image, semantic, o, config, share)
         for image, (semantic, _, _), o in zip(images, stitched, origins, strict=True)
     ]
-    plans = [plan for plan, _ in built]
-    requests = [r for _, reqs in built for r in reqs]
-    rows = [  # the rows each re-read's merge reads: an engine that can stops writing there
-        n
-        for (semantic, _, _), plan in zip(stitched, plans, strict=True)
-        for n in reread_rows(semantic, plan, config.patch, config.grid)
-    ]
+    plans = [plan for plan, _, _ in built]
+    requests = [r for _, reqs, _ in built for r in reqs]
+    rows = [n for _, _, scene_rows in built for n in scene_rows]  # an engine that can stops there
     scored, measured = generate_scored(engine, requests, processor, rows) if requests else ([], True)
     out: list[Stitched] = []
     tokens: list[list[int]] = []
     at = 0
-    for (semantic, decoded, confidence), plan in zip(stitched, plans, strict=True):
+    for (semantic, decoded, confidence), (plan, _, rows_k) in zip(stitched, built, strict=True):
         mine = scored[at : at + len(plan)]
         at += len(plan)
-        merged, merged_conf = merge_scored(semantic, confidence, plan, mine, config.patch, config.grid)
+        merged, merged_conf = merge_scored(
+            semantic, confidence, plan, mine, config.patch, config.grid, rows_k
+        )
         out.append((merged, decoded, merged_conf))
         tokens.append([s.tokens for s in mine])
     return out, plans, tokens, measured

@@ -82,6 +82,13 @@ def _differ(semantic: np.ndarray, seams_x: set[int], seams_y: set[int]) -> dict[
     return out
 
 
+def _first_differ(semantic: np.ndarray, rereads: Sequence[Reread]) -> dict[tuple[str, int], np.ndarray]:
+    """The first pass's class changes across the seams of ``rereads``."""
+    seams_x = {r.seam_x for r in rereads if r.seam_x is not None}
+    seams_y = {r.seam_y for r in rereads if r.seam_y is not None}
+    return _differ(semantic, seams_x, seams_y)
+
+
 def _spans(r: Reread, patch: int) -> list[tuple[tuple[str, int], slice]]:
     """The seam stretches a re-read covers: (seam key, pixels along it)."""
     out = []
@@ -102,9 +109,7 @@ def choose_rereads(
     if budget <= 0:
         return []
     found = candidates(origins, patch, grid, semantic.shape)
-    seams_x = {r.seam_x for r in found if r.seam_x is not None}
-    seams_y = {r.seam_y for r in found if r.seam_y is not None}
-    open_ = _differ(semantic, seams_x, seams_y)  # disagreeing pixels no chosen re-read covers yet
+    open_ = _first_differ(semantic, found)  # disagreeing pixels no chosen re-read covers yet
 
     def gain(r: Reread) -> int:
         return sum(int(open_[key][span].sum()) for key, span in _spans(r, patch))
@@ -132,11 +137,13 @@ def reread_requests(
     origins: Sequence[Origin],
     config: ModelFormat,
     share: float,
-) -> tuple[list[Reread], list[Request]]:
-    """A scene's re-reads (choose_rereads over its first pass's ``semantic``) and their engine requests,
-    built as every patch's are (magseg.inference.requests)."""
+) -> tuple[list[Reread], list[Request], list[int]]:
+    """A scene's re-reads (choose_rereads over its first pass's ``semantic``), their engine requests,
+    built as every patch's are (magseg.inference.requests), and the RRLE rows each one's merge reads
+    (reread_rows: the row limit an engine may stop at; pass them on to merge_scored)."""
     plan = choose_rereads(semantic, origins, config.patch, config.grid, share)
-    return plan, scene_requests(image, config, origins=[(r.x0, r.y0) for r in plan])[1]
+    requests = scene_requests(image, config, origins=[(r.x0, r.y0) for r in plan])[1]
+    return plan, requests, reread_rows(semantic, plan, config.patch, config.grid)
 
 
 def _take(r: Reread, differ: dict[tuple[str, int], np.ndarray], patch: int, grid: int) -> np.ndarray:
@@ -158,13 +165,6 @@ def _take(r: Reread, differ: dict[tuple[str, int], np.ndarray], patch: int, grid
             if along[cols].any():
                 take[max(at - band, 0) : at + band, cols] = True
     return take
-
-
-def _first_differ(semantic: np.ndarray, rereads: Sequence[Reread]) -> dict[tuple[str, int], np.ndarray]:
-    """The first pass's class changes across the seams of ``rereads``."""
-    seams_x = {r.seam_x for r in rereads if r.seam_x is not None}
-    seams_y = {r.seam_y for r in rereads if r.seam_y is not None}
-    return _differ(semantic, seams_x, seams_y)
 
 
 def reread_rows(semantic: np.ndarray, rereads: Sequence[Reread], patch: int, grid: int) -> list[int]:
@@ -241,12 +241,14 @@ def merge_scored(
     scored: Sequence[Scored],
     patch: int,
     grid: int,
+    rows: Sequence[int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """merge_rereads for the engine's completions of ``rereads``, each read down to its reread_rows (an
-    engine that stopped there and one that wrote every row give the same mask): decoded at the g x g
-    grid, their token probabilities (codec.cell_scores) written into ``confidence`` where it is kept
-    (every completion scored), else ``confidence`` as it was."""
-    rows = reread_rows(semantic, rereads, patch, grid)
+    """merge_rereads for the engine's completions of ``rereads``, each read down to its reread_rows
+    (``rows`` as reread_requests gave them; None: worked out here), so an engine that stopped there and
+    one that wrote every row give the same mask: decoded at the g x g grid, their token probabilities
+    (codec.cell_scores) written into ``confidence`` where it is kept (every completion scored), else
+    ``confidence`` as it was."""
+    rows = reread_rows(semantic, rereads, patch, grid) if rows is None else rows
     read = [_first_rows(s, n, grid) for s, n in zip(scored, rows, strict=True)]
     grids = [g for g, _ in read]
     if confidence is None or any(v is None for _, v in read):

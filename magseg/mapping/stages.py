@@ -15,6 +15,7 @@ import pystac
 from affine import Affine
 from rasterio.crs import CRS
 
+from magseg.classes import FIELD
 from magseg.confidence import Calibrator, load_calibrator
 from magseg.errors import InputError
 from magseg.mapping.config import STANDINS
@@ -42,8 +43,6 @@ def _standin_masks(
 ) -> Callable[[np.ndarray, np.ndarray | None], np.ndarray]:
     """The class mask a stand-in engine writes for a tile: (image, the read truth, engine truth only) ->
     (H, W) class ids."""
-    from magseg.classes import FIELD
-
     if engine == "field":
         return lambda image, _: np.full(image.shape[1:], FIELD, np.uint8)
     if engine == "classifier":

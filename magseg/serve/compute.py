@@ -20,7 +20,7 @@ from magseg.format import ModelFormat
 from magseg.inference.neighbours import first_pass, merge_passes, second_pass_edges
 from magseg.inference.predict import stitch_scored
 from magseg.inference.requests import patch_origins, scene_requests
-from magseg.inference.rereads import merge_scored, reread_requests, reread_rows
+from magseg.inference.rereads import merge_scored, reread_requests
 from magseg.mapping.plan import Tile, plan_region
 from magseg.mapping.read import read_tile
 from magseg.mapping.seams import merge_seams
@@ -233,12 +233,12 @@ class TileComputer:
     ) -> tuple[Any, Any]:
         """The tile's seam re-reads (magseg.inference.rereads), as predict_scenes runs them: each asks for no
         more rows than its merge reads."""
-        plan, requests = reread_requests(image, semantic, origins, self.inference, self.rereads)
-        rows = reread_rows(semantic, plan, self.inference.patch, self.inference.grid)
+        plan, requests, rows = reread_requests(image, semantic, origins, self.inference, self.rereads)
         again = await asyncio.gather(
             *(self.generate(RowLimited(r, n)) for r, n in zip(requests, rows, strict=True))
         )
-        return merge_scored(semantic, token_conf, plan, again, self.inference.patch, self.inference.grid)
+        patch, grid = self.inference.patch, self.inference.grid
+        return merge_scored(semantic, token_conf, plan, again, patch, grid, rows)
 
 
 def _empty(epsg: int) -> gpd.GeoDataFrame:
