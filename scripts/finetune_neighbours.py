@@ -16,6 +16,8 @@ import argparse
 import dataclasses
 import importlib.util
 import json
+import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ from magseg.codec import GRID_METHODS
 from magseg.evaluate.run import evaluate_scenes
 from magseg.inference import Predictor
 from magseg.inference.meta import read_model_meta
-from magseg.samples import write_samples
+from magseg.samples import SampleConfig, load_samples, write_samples
 from magseg.sources import list_scenes
 from magseg.synth import write_dataset
 from magseg.train.config import config_from_dict
@@ -78,6 +80,29 @@ def extend_curve(card_dir: Path, runs: list[Path], heldout: Path, naip_val: Path
     return points
 
 
+def oversample(samples: Path, synth: Path, config: SampleConfig, name: str, draws: int) -> int:
+    """Add to the training split every sample that writes class ``name`` from ``draws`` more passes over the
+    synthetic scenes (seeds 2, 3, ...; each patch placed over a minority class, balance 1), then shuffle it
+    into one shard. For a class too small for the plain draws to teach (wells: one cell in 15 samples);
+    returns the number of samples added."""
+    import datasets
+
+    has = re.compile(rf"\b{re.escape(name)} \*")
+    base = load_samples(samples, "train")
+    parts = [base]
+    for seed in range(2, 2 + draws):
+        extra = samples.parent / f"{samples.name}-{name}{seed}"
+        if not extra.exists():
+            write_samples([synth], extra, [dataclasses.replace(config, balance=1.0)], seed=seed)
+        found = load_samples(extra, "train")
+        parts.append(found.filter(lambda text: has.search(text) is not None, input_columns="solution"))
+    merged = datasets.concatenate_datasets(parts).shuffle(seed=1)
+    shutil.rmtree(samples / "train")
+    (samples / "train").mkdir()
+    merged.to_parquet(str(samples / "train" / "train-00000.parquet"))
+    return len(merged) - len(base)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, default=Path("runs/nb"))
@@ -118,6 +143,17 @@ def main() -> None:
         help="label the NAIP tiles' unannotated woods as tree (magseg.samples.pseudo)",
     )
     ap.add_argument(
+        "--oversample",
+        default=None,
+        help="a class to add more synthetic samples of (e.g. well), see --oversample-draws",
+    )
+    ap.add_argument(
+        "--oversample-draws", type=int, default=3, help="with --oversample: extra passes over the scenes"
+    )
+    ap.add_argument(
+        "--val-fraction", type=float, default=0.0, help="share of the samples kept out of training"
+    )
+    ap.add_argument(
         "--curve",
         nargs="+",
         type=Path,
@@ -155,7 +191,10 @@ def main() -> None:
         )
         configs.append(naip)
     if not (w / "samples").exists():
-        write_samples(sources, w / "samples", configs, seed=tiny.TRAIN_SEED)
+        write_samples(sources, w / "samples", configs, seed=tiny.TRAIN_SEED, val_fraction=args.val_fraction)
+        if args.oversample:
+            added = oversample(w / "samples", w / "synth", configs[0], args.oversample, args.oversample_draws)
+            print(f"oversample: {added} more samples writing {args.oversample}", flush=True)
     config = config_from_dict(
         {
             "preset": "tiny",
