@@ -8,6 +8,9 @@ there means "not annotated", not background). Resumable stages; then compare on 
 
   .venv/bin/python scripts/finetune_neighbours.py --work runs/nb --naip ../shared/data/naip-fields --steps 1500
   .venv/bin/magseg eval --data runs/tiny/heldout --model runs/nb/sft --compare magseg/assets/tiny-magseg --json
+
+The bundle's later fine-tunes use it with plain prompts (--share 0) and fresh scenes (--seed); steps 6-7
+taught wells: --grid-method weighted --oversample well (the model card gives each command).
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from datasets import concatenate_datasets
+
 from magseg.bundled import BUNDLED_MODEL
+from magseg.classes import CLASSES
 from magseg.codec import GRID_METHODS
 from magseg.evaluate.run import evaluate_scenes
 from magseg.inference import Predictor
@@ -80,23 +86,21 @@ def extend_curve(card_dir: Path, runs: list[Path], heldout: Path, naip_val: Path
     return points
 
 
-def oversample(samples: Path, synth: Path, config: SampleConfig, name: str, draws: int) -> int:
+def oversample(samples: Path, work: Path, config: SampleConfig, name: str, draws: int) -> int:
     """Add to the training split every sample that writes class ``name`` from ``draws`` more passes over the
-    synthetic scenes (seeds 2, 3, ...; each patch placed over a minority class, balance 1), then shuffle it
-    into one shard. For a class too small for the plain draws to teach (wells: one cell in 15 samples);
-    returns the number of samples added."""
-    import datasets
-
+    synthetic scenes of ``work`` (seeds 2, 3, ...; each patch placed over a minority class, balance 1; kept
+    in work/samples-NAME2, ...), then shuffle it into one shard. For a class too small for the plain draws
+    to teach (wells: one sample in 15 writes one); returns the number of samples added."""
     has = re.compile(rf"\b{re.escape(name)} \*")
     base = load_samples(samples, "train")
     parts = [base]
     for seed in range(2, 2 + draws):
-        extra = samples.parent / f"{samples.name}-{name}{seed}"
+        extra = work / f"samples-{name}{seed}"
         if not extra.exists():
-            write_samples([synth], extra, [dataclasses.replace(config, balance=1.0)], seed=seed)
+            write_samples([work / "synth"], extra, [dataclasses.replace(config, balance=1.0)], seed=seed)
         found = load_samples(extra, "train")
         parts.append(found.filter(lambda text: has.search(text) is not None, input_columns="solution"))
-    merged = datasets.concatenate_datasets(parts).shuffle(seed=1)
+    merged = concatenate_datasets(parts).shuffle(seed=1)
     shutil.rmtree(samples / "train")
     (samples / "train").mkdir()
     merged.to_parquet(str(samples / "train" / "train-00000.parquet"))
@@ -145,6 +149,7 @@ def main() -> None:
     ap.add_argument(
         "--oversample",
         default=None,
+        choices=[c for c in CLASSES if c != "others"],
         help="a class to add more synthetic samples of (e.g. well), see --oversample-draws",
     )
     ap.add_argument(
@@ -190,11 +195,14 @@ def main() -> None:
             woods=args.naip_woods or tiny.NAIP.woods,
         )
         configs.append(naip)
-    if not (w / "samples").exists():
-        write_samples(sources, w / "samples", configs, seed=tiny.TRAIN_SEED, val_fraction=args.val_fraction)
+    if not (w / "samples").exists():  # written whole, then renamed: a resumed run never trains on half of it
+        partial = w / "samples.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        write_samples(sources, partial, configs, seed=tiny.TRAIN_SEED, val_fraction=args.val_fraction)
         if args.oversample:
-            added = oversample(w / "samples", w / "synth", configs[0], args.oversample, args.oversample_draws)
+            added = oversample(partial, w, configs[0], args.oversample, args.oversample_draws)
             print(f"oversample: {added} more samples writing {args.oversample}", flush=True)
+        partial.rename(w / "samples")
     config = config_from_dict(
         {
             "preset": "tiny",
