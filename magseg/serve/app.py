@@ -94,7 +94,7 @@ class PatchModel:
             self.predictor.engine,
             requests,
             self.predictor.processor,
-            rows if any(rows) else None,
+            rows,  # 0: no limit (the grid's patches)
         )
         return scored
 

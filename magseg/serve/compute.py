@@ -34,11 +34,9 @@ from magseg.vector import COLUMNS
 
 __all__ = ["Generate", "TileComputer", "clip_lonlat"]
 
-#: One patch request -> its RRLE completion, token count and token probabilities (None when the engine
-#: reports none): the model deployment's batched call.
-Generate = Callable[
-    [Request | RowLimited], Awaitable[Scored]
-]  # one patch's completion (batched by the callee)
+#: One patch request (a seam re-read's row-limited) -> its RRLE completion, token count and token
+#: probabilities (None when the engine reports none): the model deployment's batched call.
+Generate = Callable[[Request | RowLimited], Awaitable[Scored]]
 #: Rings of neighbouring grid tiles computed to complete fields cut by the edge of the requested ones
 #: (one ring completes every field smaller than a grid tile; each ring costs a full model pass per tile).
 MAX_RINGS = 1
