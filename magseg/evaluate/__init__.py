@@ -10,7 +10,7 @@ from magseg.evaluate.baselines import (
 )
 from magseg.evaluate.report import comparison_table, dice_table, format_report
 from magseg.evaluate.run import BUNDLED_MODEL, evaluate_scenes, fit_baseline_classifier, run_eval
-from magseg.evaluate.scoring import MethodScores, pooled_scores
+from magseg.evaluate.scoring import MethodScores, iou_difference, pooled_scores
 
 __all__ = [
     "BUNDLED_MODEL",
@@ -22,6 +22,7 @@ __all__ = [
     "field_everywhere",
     "fit_baseline_classifier",
     "format_report",
+    "iou_difference",
     "pixel_features",
     "pooled_scores",
     "run_eval",

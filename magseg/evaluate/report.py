@@ -131,6 +131,23 @@ def confidence_lines(report: dict[str, Any]) -> list[str]:
     return out
 
 
+def lead_lines(report: dict[str, Any]) -> list[str]:
+    """The model's fields mIoU lead over each baseline, with its 95% interval over resampled scenes."""
+    out = []
+    for name, summary in report["baselines"].items():
+        d = summary.get("fields_miou_model_minus") or {}
+        if d.get("difference") is None:
+            continue
+        ci = d.get("ci95")
+        sure = (
+            f" (95% interval {ci[0]:+.3f} to {ci[1]:+.3f}, ahead in {d['ahead']:.0%} of scene resamples)"
+            if ci
+            else " (one scene: no interval)"
+        )
+        out.append(f"fields mIoU, model minus {name.replace('_', ' ')}: {d['difference']:+.3f}{sure}")
+    return out
+
+
 def _rereads(report: dict[str, Any]) -> str:
     """' + N seam re-reads (share S)' when the model re-read seams, else ''."""
     rr = report.get("rereads") or {}
@@ -158,6 +175,7 @@ def format_report(report: dict[str, Any]) -> str:
         "",
         "ablation and baselines (same scenes, same refinement and scoring):",
         comparison_table(report),
+        *lead_lines(report),
         "",
         "pixel DICE per class (refined, pooled over scenes; '-': class in neither mask):",
         dice_table(report),

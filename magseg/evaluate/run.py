@@ -31,7 +31,7 @@ from magseg.evaluate.baselines import (
     synthetic_training_scenes,
     to_patch_grid,
 )
-from magseg.evaluate.scoring import MethodScores
+from magseg.evaluate.scoring import MethodScores, iou_difference
 from magseg.inference import ModelFormat, Predictor
 from magseg.inference.meta import read_class_bias
 from magseg.metrics import mean_dice
@@ -249,6 +249,8 @@ def evaluate_scenes(
     if compare is not None:
         report["compare"] = runs[1].summary()
     report["baselines"] = _baseline_summaries(baselines)
+    for name, (refined, _) in baselines.items():  # is the model's lead on fields real or scene luck?
+        report["baselines"][name]["fields_miou_model_minus"] = iou_difference(runs[0].refined, refined)
     report["ceiling"] = report["baselines"].pop(CEILING)
     report["n_scenes"] = len(scenes)
     report["refine_s"] = refine_s

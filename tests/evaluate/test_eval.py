@@ -87,6 +87,18 @@ def test_baselines_behave(report: dict[str, Any]) -> None:
     assert "synthetic" in pc["fitted_on"] and "seed 1" in pc["fitted_on"]
 
 
+def test_the_fields_lead_over_each_baseline_comes_with_an_interval(report: dict[str, Any]) -> None:
+    """The model's fields mIoU minus each baseline's is their pooled figures' difference, with a 95% interval
+    over the (two) scenes, and the text report says it."""
+    text = format_report(report)
+    for name, base in [*report["baselines"].items(), ("ceiling", report["ceiling"])]:
+        d = base["fields_miou_model_minus"]
+        assert d["difference"] == pytest.approx(report["field"]["mean_iou"] - base["field"]["mean_iou"])
+        assert d["scenes"] == 2 and -1 <= d["ci95"][0] <= d["ci95"][1] <= 1 and 0 <= d["ahead"] <= 1
+        if name != "ceiling":
+            assert f"fields mIoU, model minus {name.replace('_', ' ')}: {d['difference']:+.3f}" in text
+
+
 def test_text_report(report: dict[str, Any]) -> None:
     text = format_report(report)
     for needle in ("mean IoU", "FNR", "mean DICE", "tokens/patch", "patches/s", "refinement off",
