@@ -113,8 +113,9 @@ def iou_difference(
     a: MethodScores, b: MethodScores, name: str = "field", resamples: int = 2000, seed: int = 0
 ) -> dict[str, Any]:
     """Pooled mean IoU of ``a`` minus ``b`` on the same scenes, with a 95% interval from resampling whole
-    scenes (a paired bootstrap: the instances of one scene are not independent); None without two scenes
-    holding the class. ``ahead`` is the share of resamples where ``a`` leads."""
+    scenes (a paired bootstrap: the instances of one scene are not independent). ``ahead`` is the share of
+    resamples where ``a`` leads; ``difference`` is None when no scene holds the class, ``ci95`` and ``ahead``
+    when fewer than two do."""
     sa, n = a.scene_iou(name)
     sb, nb = b.scene_iou(name)
     if len(sa) != len(sb) or not np.array_equal(n, nb):
