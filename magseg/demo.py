@@ -26,9 +26,15 @@ from shapely.geometry import shape
 from magseg.atomic import atomic_path
 from magseg.bundled import BUNDLED_MODEL
 from magseg.confidence import matched_predictions, reliability
-from magseg.evaluate.report import class_scores, confidence_lines, layer_seam_line, versus_table
+from magseg.evaluate.report import (
+    class_scores,
+    confidence_lines,
+    layer_seam_line,
+    lead_lines,
+    versus_table,
+)
 from magseg.evaluate.run import fit_baseline_classifier
-from magseg.evaluate.scoring import MethodScores
+from magseg.evaluate.scoring import MethodScores, iou_difference
 from magseg.inference.meta import resolve_config
 from magseg.labels import rasterize_layer
 from magseg.mapping import read_partitioned
@@ -74,12 +80,15 @@ class PatchGrid:
         return cls(str(run["crs"]), spacing, -cfg["margin_px"] * cfg["gsd"] % spacing, spacing / grid)
 
 
-def score_layer(layer: gpd.GeoDataFrame, data: Path, patches: PatchGrid | None = None) -> dict[str, Any]:
+def score_layer(
+    layer: gpd.GeoDataFrame, data: Path, patches: PatchGrid | None = None
+) -> tuple[dict[str, Any], MethodScores]:
     """The seed's per-class scores, pixel DICE per class and the mean DICE of ``layer`` against every
     scene's truth (the layout of `magseg eval`'s method summaries), and, when the layer carries
     magseg:confidence, how well it predicts which polygons match the truth at IoU >= 0.5 (``confidence``).
     With the region job's ``patches``, also the layer's excess disagreement across the patch seams and
-    across the cell lines inside patches (``seams``; scenes on another grid are left out of it)."""
+    across the cell lines inside patches (``seams``; scenes on another grid are left out of it). Also returns
+    the per-scene scores (for the intervals of one layer's lead over another)."""
     scores = MethodScores()
     seams = SeamCounts()
     conf: list[np.ndarray] = []
@@ -108,7 +117,7 @@ def score_layer(layer: gpd.GeoDataFrame, data: Path, patches: PatchGrid | None =
     if conf:
         p, y, f = np.concatenate(conf), np.concatenate(hits), np.concatenate(fields)
         out["confidence"] = {"fields": reliability(p[f], y[f]).as_dict(), "all": reliability(p, y).as_dict()}
-    return out
+    return out, scores
 
 
 #: The baselines the demo maps through the same region job as the model: (key, stand-in engine).
@@ -120,11 +129,17 @@ BASELINE_ENGINES = (
 
 
 def map_baselines(
-    data: Path, out: Path, map_config: MapConfig, patches: PatchGrid | None, config: DemoConfig
+    data: Path,
+    out: Path,
+    map_config: MapConfig,
+    patches: PatchGrid | None,
+    config: DemoConfig,
+    model: MethodScores,
 ) -> dict[str, Any]:
     """Field everywhere, the pixel classifier (fitted on synthetic scenes of the training seed) and the
     truth at the model's grid (the ceiling), each mapped as a stand-in engine by the same region job as the
-    model (same tiles, refinement, polygons, seam joins) and scored like the model's layer."""
+    model (same tiles, refinement, polygons, seam joins) and scored like the model's layer, with the model's
+    fields mIoU lead over it (``fields_miou_model_minus``, as in `magseg eval`)."""
     classifier, _ = fit_baseline_classifier(None, data, config.gsd)
     classifier.save(out / "pixel_classifier.npz")
     scores: dict[str, Any] = {}
@@ -136,7 +151,8 @@ def map_baselines(
             export=None, progress=False, pictures=False,
         )  # fmt: skip
         run_region(settings, log=lambda _: None)
-        scores[key] = score_layer(read_partitioned(run_dir / "fields"), data, patches)
+        scores[key], per_scene = score_layer(read_partitioned(run_dir / "fields"), data, patches)
+        scores[key]["fields_miou_model_minus"] = iou_difference(model, per_scene)
     return scores
 
 
@@ -177,8 +193,8 @@ def run_demo(
     )
     inference, _ = resolve_config(BUNDLED_MODEL)
     patches = PatchGrid.of_run(run, inference.patch, inference.grid)
-    model = score_layer(read_partitioned(run_dir / "fields"), data, patches)
-    baselines = map_baselines(data, out / "baselines", map_config, patches, config)
+    model, model_scenes = score_layer(read_partitioned(run_dir / "fields"), data, patches)
+    baselines = map_baselines(data, out / "baselines", map_config, patches, config, model_scenes)
     t3 = time.perf_counter()
     summary = {
         "config": asdict(config),
@@ -212,6 +228,7 @@ def run_demo(
         "\nbeside the baselines (each mapped by the same region job, refined and scored the same way):\n"
         + versus_table(model, baselines)
     )
+    log("\n".join(lead_lines({"baselines": baselines})))
     log("\n".join(confidence_lines(model)).strip("\n") or "the layer carries no confidence")
     log(layer_seam_line(model.get("seams")))
     log(

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import geopandas as gpd
+import pytest
 
 from tests.conftest import run_magseg
 
@@ -37,5 +38,10 @@ def test_demo_maps_and_scores(tmp_path: Path, monkeypatch, capsys) -> None:
     for key in ("field_everywhere", "pixel_classifier", "truth_at_grid"):
         assert (out / "baselines" / key / "fields").is_dir()
         assert 0.0 <= summary["baselines"][key]["field"]["mean_iou"] <= 1.0
+        # the model's fields mIoU lead over it: the pooled difference; one scene gives no interval
+        lead = summary["baselines"][key]["fields_miou_model_minus"]
+        gap = summary["scores"]["field"]["mean_iou"] - summary["baselines"][key]["field"]["mean_iou"]
+        assert lead["difference"] == pytest.approx(gap) and lead["scenes"] == 1 and lead["ci95"] is None
+        assert f"model minus {key.replace('_', ' ')}: {gap:+.3f} (one scene: no interval)" in stdout
     assert summary["baselines"]["field_everywhere"]["tree"]["dice"] == 0.0  # it writes field only
     assert "same region job" in stdout
