@@ -34,7 +34,7 @@ from magseg.evaluate.report import (
     versus_table,
 )
 from magseg.evaluate.run import fit_baseline_classifier
-from magseg.evaluate.scoring import MethodScores, iou_difference
+from magseg.evaluate.scoring import MethodScores, SceneIoU, iou_difference
 from magseg.inference.meta import resolve_config
 from magseg.labels import rasterize_layer
 from magseg.mapping import read_partitioned
@@ -134,7 +134,7 @@ def map_baselines(
     map_config: MapConfig,
     patches: PatchGrid | None,
     config: DemoConfig,
-    model: MethodScores,
+    model: SceneIoU,
 ) -> dict[str, Any]:
     """Field everywhere, the pixel classifier (fitted on synthetic scenes of the training seed) and the
     truth at the model's grid (the ceiling), each mapped as a stand-in engine by the same region job as the
@@ -152,7 +152,7 @@ def map_baselines(
         )  # fmt: skip
         run_region(settings, log=lambda _: None)
         scores[key], per_scene = score_layer(read_partitioned(run_dir / "fields"), data, patches)
-        scores[key]["fields_miou_model_minus"] = iou_difference(model, per_scene)
+        scores[key]["fields_miou_model_minus"] = iou_difference(model, per_scene.scene_iou())
     return scores
 
 
@@ -194,7 +194,7 @@ def run_demo(
     inference, _ = resolve_config(BUNDLED_MODEL)
     patches = PatchGrid.of_run(run, inference.patch, inference.grid)
     model, model_scenes = score_layer(read_partitioned(run_dir / "fields"), data, patches)
-    baselines = map_baselines(data, out / "baselines", map_config, patches, config, model_scenes)
+    baselines = map_baselines(data, out / "baselines", map_config, patches, config, model_scenes.scene_iou())
     t3 = time.perf_counter()
     summary = {
         "config": asdict(config),
@@ -228,7 +228,7 @@ def run_demo(
         "\nbeside the baselines (each mapped by the same region job, refined and scored the same way):\n"
         + versus_table(model, baselines)
     )
-    log("\n".join(lead_lines({"baselines": baselines})))
+    log("\n".join(lead_lines(baselines)))
     log("\n".join(confidence_lines(model)).strip("\n") or "the layer carries no confidence")
     log(layer_seam_line(model.get("seams")))
     log(

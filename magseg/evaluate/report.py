@@ -131,10 +131,10 @@ def confidence_lines(report: dict[str, Any]) -> list[str]:
     return out
 
 
-def lead_lines(report: dict[str, Any]) -> list[str]:
-    """The model's fields mIoU lead over each baseline, with its 95% interval over resampled scenes."""
+def lead_lines(baselines: dict[str, Any]) -> list[str]:
+    """The model's fields mIoU lead over each baseline summary, with its 95% interval over resampled scenes."""
     out = []
-    for name, summary in report["baselines"].items():
+    for name, summary in baselines.items():
         d = summary.get("fields_miou_model_minus") or {}
         if d.get("difference") is None:
             continue
@@ -175,7 +175,7 @@ def format_report(report: dict[str, Any]) -> str:
         "",
         "ablation and baselines (same scenes, same refinement and scoring):",
         comparison_table(report),
-        *lead_lines(report),
+        *lead_lines(report["baselines"]),
         "",
         "pixel DICE per class (refined, pooled over scenes; '-': class in neither mask):",
         dice_table(report),

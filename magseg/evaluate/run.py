@@ -249,8 +249,9 @@ def evaluate_scenes(
     if compare is not None:
         report["compare"] = runs[1].summary()
     report["baselines"] = _baseline_summaries(baselines)
-    for name, (refined, _) in baselines.items():  # is the model's lead on fields real or scene luck?
-        report["baselines"][name]["fields_miou_model_minus"] = iou_difference(runs[0].refined, refined)
+    model_iou = runs[0].refined.scene_iou()  # is the model's lead on fields real or scene luck?
+    for name, (refined, _) in baselines.items():
+        report["baselines"][name]["fields_miou_model_minus"] = iou_difference(model_iou, refined.scene_iou())
     report["ceiling"] = report["baselines"].pop(CEILING)
     report["n_scenes"] = len(scenes)
     report["refine_s"] = refine_s

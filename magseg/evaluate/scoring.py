@@ -109,15 +109,18 @@ class MethodScores:
         return np.asarray(sums, dtype=np.float64), np.asarray(counts, dtype=np.float64)
 
 
-def iou_difference(
-    a: MethodScores, b: MethodScores, name: str = "field", resamples: int = 2000, seed: int = 0
-) -> dict[str, Any]:
-    """Pooled mean IoU of ``a`` minus ``b`` on the same scenes, with a 95% interval from resampling whole
-    scenes (a paired bootstrap: the instances of one scene are not independent). ``ahead`` is the share of
-    resamples where ``a`` leads; ``difference`` is None when no scene holds the class, ``ci95`` and ``ahead``
-    when fewer than two do."""
-    sa, n = a.scene_iou(name)
-    sb, nb = b.scene_iou(name)
+#: A method's per-scene IoU sums and truth-instance counts for one class (MethodScores.scene_iou).
+SceneIoU = tuple[np.ndarray, np.ndarray]
+
+
+def iou_difference(a: SceneIoU, b: SceneIoU, resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """Pooled mean IoU of ``a`` minus ``b`` on the same scenes (each from MethodScores.scene_iou, computed
+    once per method however many it is compared with), with a 95% interval from resampling whole scenes (a
+    paired bootstrap: the instances of one scene are not independent). ``ahead`` is the share of resamples
+    where ``a`` leads; ``difference`` is None when no scene holds the class, ``ci95`` and ``ahead`` when
+    fewer than two do."""
+    sa, n = a
+    sb, nb = b
     if len(sa) != len(sb) or not np.array_equal(n, nb):
         raise ValueError("the two methods were not scored on the same scenes")
     used = n > 0
