@@ -116,6 +116,13 @@ def read_image(path: Path, shape: tuple[int, int]) -> np.ndarray:
     help="The widest gap a large field keeps (m; default: refine's).",
 )
 @click.option(
+    "--merge-below",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Merge touching fields whose shared border averages a boundary probability under this (0: off; "
+    "default: the boundary model's own, the bundled one's 0.6; the image fallback's: off).",
+)
+@click.option(
     "--gsd",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
@@ -145,6 +152,7 @@ def command(
     gap_m: float | None,
     gap_per_m: float | None,
     max_gap_m: float | None,
+    merge_below: float | None,
     gsd: float | None,
     snap_px: int,
     colour_px: int | None,
@@ -170,6 +178,7 @@ def command(
             ("gap_m", gap_m),
             ("gap_per_m", gap_per_m),
             ("max_gap_m", max_gap_m),
+            ("merge_below", merge_below),
         )
         if v is not None
     }

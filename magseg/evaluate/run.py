@@ -124,10 +124,11 @@ def _score_pair(
     prob: np.ndarray,
     gsd: float,
     snap_px: int,
+    merge_below: float,
 ) -> RefineResult:
     """Score a stitched mask refined (into ``scores[0]``) and as is (into ``scores[1]``); returns the refined."""
     truth = scene.labels
-    done = refine(semantic, scene.image, boundary=prob, gsd=gsd, snap_px=snap_px)
+    done = refine(semantic, scene.image, boundary=prob, gsd=gsd, snap_px=snap_px, merge_below=merge_below)
     scores[0].add(done.instance, done.semantic, truth.instance, truth.semantic)
     # refinement off: the stitched mask as is, instances = connected components per class
     plain = refine(semantic)
@@ -154,6 +155,7 @@ def _score_baselines(
     gsd: float,
     config: ModelFormat,
     classifier: PixelClassifier | None,
+    merge_below: float,
 ) -> None:
     """Each baseline's mask at the model's grid, refined and scored like the model's."""
     for name, (refined, raw) in baselines.items():
@@ -164,7 +166,13 @@ def _score_baselines(
         else:
             assert classifier is not None
             semantic = to_patch_grid(classifier.predict(scene.image), config)
-        _score_pair((refined, raw), semantic, scene, prob, gsd, config.patch // config.grid)
+        _score_pair((refined, raw), semantic, scene, prob, gsd, config.patch // config.grid, merge_below)
+
+
+def _edges(boundary: BoundaryModel | None, scene: LabelledScene, gsd: float) -> tuple[np.ndarray, float]:
+    """The scene's boundary map and the merge threshold its model asks of refine (its ``merge_below``)."""
+    edges = scene_boundary(boundary, gsd)
+    return edges.predict(scene.image), float(getattr(edges, "merge_below", 0.0))
 
 
 def _baseline_summaries(baselines: Baselines) -> dict[str, Any]:
@@ -186,8 +194,8 @@ def evaluate_baselines(
     for ref in scenes:
         scene = ref.load()
         gsd = scene_gsd(scene.labels)
-        prob = scene_boundary(boundary, gsd).predict(scene.image)
-        _score_baselines(baselines, scene, prob, gsd, config, classifier)
+        prob, merge = _edges(boundary, scene, gsd)
+        _score_baselines(baselines, scene, prob, gsd, config, classifier, merge)
     return _baseline_summaries(baselines)
 
 
@@ -220,7 +228,7 @@ def evaluate_scenes(
     for i, ref in enumerate(scenes):
         scene = ref.load()
         gsd = scene_gsd(scene.labels)
-        prob = scene_boundary(boundary, gsd).predict(scene.image)  # once per scene, shared by every method
+        prob, merge = _edges(boundary, scene, gsd)  # once per scene, shared by every method
         for run in runs:
             pred = run.predictor.predict(scene.image)
             run.patches += pred.n_patches
@@ -234,7 +242,7 @@ def evaluate_scenes(
             cell = cfg.patch // cfg.grid
             run.seams.add(pred.semantic, scene.labels.semantic, pred.origins, cfg.patch, cell)
             t0 = time.perf_counter()
-            done = _score_pair((run.refined, run.raw), pred.semantic, scene, prob, gsd, cell)
+            done = _score_pair((run.refined, run.raw), pred.semantic, scene, prob, gsd, cell, merge)
             refine_s += time.perf_counter() - t0
             run.seams_refined.add(done.semantic, scene.labels.semantic, pred.origins, cfg.patch, cell)
             if pred.confidence is not None:
@@ -244,7 +252,7 @@ def evaluate_scenes(
                     f"{ref.scene_id} [{i + 1}/{len(scenes)}] {Path(run.predictor.name).name}: "
                     f"{pred.n_patches} patches, {pred.patches_per_s:.1f} patches/s, valid {pred.valid_rate:.0%}"
                 )
-        _score_baselines(baselines, scene, prob, gsd, predictor.config, classifier)
+        _score_baselines(baselines, scene, prob, gsd, predictor.config, classifier, merge)
     report = runs[0].summary()
     if compare is not None:
         report["compare"] = runs[1].summary()

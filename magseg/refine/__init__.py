@@ -13,6 +13,7 @@ from magseg.refine.boundary import (
 from magseg.refine.instances import (
     RefineResult,
     merge_small_fragments,
+    merge_weak_borders,
     refine,
     separate_instances,
     size_gaps,
@@ -29,6 +30,7 @@ __all__ = [
     "choose_boundary_model",
     "load_boundary_model",
     "merge_small_fragments",
+    "merge_weak_borders",
     "refine",
     "scene_boundary",
     "separate_instances",

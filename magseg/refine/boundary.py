@@ -221,6 +221,8 @@ class SegformerBoundary:
         self.resolution: int | None = None if native else int(resolution or _processor_size(proc) or 512)
         # trained models may ask to be fused with the image fallback (chosen on their training tiles)
         self.fuse_image_fallback = bool(proc.get("fuse_image_fallback", False))
+        # and to merge the pieces of a field its map parts only weakly (magseg.refine.merge_weak_borders)
+        self.merge_below = float(proc.get("merge_below", 0.0))
 
     def predict(self, image: np.ndarray) -> np.ndarray:
         import torch
@@ -263,6 +265,8 @@ class FusedBoundary:
         if not models:
             raise ValueError("FusedBoundary needs at least one boundary model")
         self.models = models
+        # the trained model's merge threshold (chosen on its map fused so); the image fallback asks none
+        self.merge_below = max(float(getattr(m, "merge_below", 0.0)) for m in models)
 
     def predict(self, image: np.ndarray) -> np.ndarray:
         maps = [m.predict(image) for m in self.models]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+from skimage import graph
 from skimage.segmentation import watershed
 
 from magseg.classes import BACKGROUND, CLASSES, CLOUD, FIELD, POND, TREE, WELL
@@ -27,6 +28,7 @@ __all__ = [
     "GAP_PER_M",
     "RefineResult",
     "merge_small_fragments",
+    "merge_weak_borders",
     "refine",
     "separate_instances",
     "size_gaps",
@@ -57,6 +59,7 @@ def refine(
     gap_m: float = 2.0,
     gap_per_m: float = GAP_PER_M,
     max_gap_m: float = 6.0,
+    merge_below: float | None = None,
     snap_px: int = 0,
     colour_px: int | None = None,
     min_area_px: int | None = None,
@@ -73,7 +76,10 @@ def refine(
     connected components. For each class in ``watershed_classes``: markers are the 4-connected
     components of the class pixels whose probability is below ``threshold`` (markers under the marker
     size are dropped as noise), then a watershed of the probability restricted to the class mask assigns
-    every class pixel; a class component holding no marker becomes one instance. Fragments under the
+    every class pixel; a class component holding no marker becomes one instance. Touching pieces whose
+    shared border averages a boundary probability under ``merge_below`` are then one instance (see
+    merge_weak_borders; 0: off; None: the boundary model's own ``merge_below`` when refine computes the
+    map with it, else off: the value belongs to one model's probability scale). Fragments under the
     minimum area are merged into the same-class neighbour they share the longest border with, or dropped
     to background when they touch no instance of their class and are under the isolated size (see
     merge_small_fragments). Finally instances of the class are pulled apart by a gap ``gap_m`` wide
@@ -113,7 +119,10 @@ def refine(
     isolated_px = _pixels(min_isolated_px, min_isolated_m2, gsd * gsd)
     gap = _pixels(gap_px, gap_m, gsd)
     need = bool(watershed_classes) or snap_px > 0
-    prob = _boundary_map(sem, image, boundary, model or OrientedBoundary(gsd=gsd), need)
+    model = model or OrientedBoundary(gsd=gsd)
+    prob = _boundary_map(sem, image, boundary, model, need)
+    if merge_below is None:
+        merge_below = float(getattr(model, "merge_below", 0.0)) if boundary is None else 0.0
     if snap_px > 0 and prob is not None:
         sem = snap_semantic(sem, prob, snap_px)
     colour = snap_px if colour_px is None else colour_px
@@ -128,6 +137,7 @@ def refine(
         mask = sem == cls
         if cls in watershed_classes and prob is not None:
             labels = _watershed_class(mask, prob, threshold, marker_px)
+            labels = merge_weak_borders(labels, prob, merge_below)
             labels = merge_small_fragments(labels, area_px, isolated_px)
             if gap > 0:  # gap 0: instances touch, whatever their size
                 labels = size_gaps(labels, gsd, gap_per_m, max_gap_m)
@@ -142,6 +152,30 @@ def refine(
         instance[labels > 0] = relabeled[labels > 0]
         next_id += int((ids > 0).sum())
     return RefineResult(instance=instance, semantic=out_sem, boundary=prob)
+
+
+def merge_weak_borders(labels: np.ndarray, prob: np.ndarray, below: float) -> np.ndarray:
+    """Merge touching instances whose shared border is weak: its mean boundary probability is under ``below``.
+
+    ``labels`` holds the instances of ONE class (0 = elsewhere, never merged). The borders are a region
+    adjacency graph weighted by the mean of ``prob`` (its 3 x 3 maximum) along each border
+    (skimage.graph.rag_boundary); the
+    pieces joined by borders under ``below`` become one instance each (skimage.graph.cut_threshold), so
+    a field the watershed cut along a furrow is whole again while a road or a hedge still parts two
+    fields. ``below`` <= 0 changes nothing. Ids of the result are consecutive from 1.
+    """
+    lab = np.asarray(labels).astype(np.int64, copy=False)
+    if below <= 0 or lab.max(initial=0) < 2:
+        return lab
+    # each border pixel sees the ridge beside it: a one-pixel ridge between two pieces counts in full, not
+    # halved by the low pixel on its other side
+    ridge = ndimage.maximum_filter(np.asarray(prob, dtype=np.float64), size=3)
+    rag = graph.rag_boundary(lab, ridge)
+    if rag.has_node(0):
+        rag.remove_node(0)
+    merged = graph.cut_threshold(lab, rag, below, in_place=True).astype(np.int64) + 1
+    merged[lab == 0] = 0
+    return merged
 
 
 def separate_instances(labels: np.ndarray, gap_px: int) -> np.ndarray:

@@ -90,6 +90,7 @@ class BoundaryConfig:
     # refinement takes the pixelwise max of this model's map and the image fallback's (magseg.refine.
     # scene_boundary); written to preprocessor_config.json
     fuse_image_fallback: bool = False
+    merge_below: float = 0.0  # refine merges pieces parted by a weaker border (preprocessor_config.json)
     # optimisation
     steps: int = 1000
     learning_rate: float = 2e-3
@@ -326,6 +327,7 @@ def _save_model(model: Any, config: BoundaryConfig, out: Path) -> None:
             "image_std": list(IMAGE_STD),
             "do_reduce_labels": False,
             "fuse_image_fallback": config.fuse_image_fallback,
+            "merge_below": config.merge_below,
         }
         (tmp / "preprocessor_config.json").write_text(json.dumps(proc, indent=2) + "\n")
         for f in tmp.iterdir():

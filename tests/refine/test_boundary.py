@@ -179,6 +179,47 @@ def test_fused_boundary_is_the_pixelwise_max_of_model_and_fallback(
     assert isinstance(alone, OrientedBoundary) and alone.length == 16  # no model: the fallback at the GSD
 
 
+def test_a_boundary_model_carries_its_merge_threshold_into_refine(
+    tiny_segformer: Path, tmp_path: Path
+) -> None:
+    from magseg.refine import scene_boundary
+
+    asks = with_processor(tiny_segformer, tmp_path / "merge", fuse_image_fallback=True, merge_below=0.6)
+    assert SegformerBoundary(tiny_segformer, device="cpu").merge_below == 0.0  # none written: no merging
+    model = SegformerBoundary(asks, device="cpu")
+    assert model.merge_below == 0.6
+    assert scene_boundary(model, gsd=1.0).merge_below == 0.6  # fused with the fallback, still its own
+    assert getattr(OrientedBoundary(gsd=1.0), "merge_below", 0.0) == 0.0
+
+
+class WeakLine:
+    """A boundary map with a weak line down the middle (above the marker threshold, under the merge one)."""
+
+    def __init__(self, merge_below: float | None) -> None:
+        if merge_below is not None:
+            self.merge_below = merge_below
+
+    def predict(self, image: np.ndarray) -> np.ndarray:
+        prob = np.zeros(image.shape[1:], dtype=np.float32)
+        prob[:, 19:21] = 0.4
+        return prob
+
+
+@pytest.mark.parametrize(
+    ("asks", "given", "fields"), [(0.5, None, 1), (None, None, 2), (0.5, 0.0, 2), (None, 0.5, 1)]
+)
+def test_refine_merges_by_the_boundary_models_threshold_unless_told(
+    asks: float | None, given: float | None, fields: int
+) -> None:
+    from magseg.classes import FIELD
+    from magseg.refine import refine
+
+    sem = np.full((40, 40), FIELD, dtype=np.uint8)
+    image = np.zeros((3, 40, 40), dtype=np.uint8)
+    result = refine(sem, image, model=WeakLine(asks), merge_below=given, gap_px=0, min_area_px=0)
+    assert np.unique(result.instance[result.instance > 0]).size == fields
+
+
 def test_boundary_choice_defaults_to_the_bundled_model(tmp_path: Path) -> None:
     from magseg.bundled import BUNDLED_BOUNDARY, boundary_choice
 

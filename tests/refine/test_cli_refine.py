@@ -113,3 +113,16 @@ def test_errors(
     status, _, err = run(monkeypatch, capsys, *filled, "--out", str(out))
     assert status == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_merge_below_joins_fields_their_border_parts_too_weakly(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    scene: tuple[Path, Path, LabelRaster],
+    tmp_path: Path,
+) -> None:
+    args = [*refine_args(scene, tmp_path / "refined.tif"), "--boundary", "none"]
+    status, stdout, _ = run(monkeypatch, capsys, *args, "--merge-below", "1")  # every border is too weak
+    assert status == 0 and "1 field" in stdout
+    status, stdout, _ = run(monkeypatch, capsys, *args, "--merge-below", "0")
+    assert status == 0 and "2 field" in stdout

@@ -12,6 +12,7 @@ from magseg.errors import InputError
 from magseg.refine import (
     GradientBoundary,
     merge_small_fragments,
+    merge_weak_borders,
     refine,
     separate_instances,
     size_gaps,
@@ -253,3 +254,28 @@ def test_sizes_in_square_metres_scale_with_the_gsd() -> None:
 def test_refine_rejects_a_bad_gsd(gsd: float) -> None:
     with pytest.raises(InputError, match="gsd"):
         refine(np.zeros((4, 4), dtype=np.uint8), gsd=gsd)
+
+
+def test_merge_weak_borders_joins_pieces_across_a_furrow_not_across_a_road() -> None:
+    lab = np.zeros((10, 30), dtype=np.int64)
+    lab[:, 0:10], lab[:, 10:20], lab[:, 20:29] = 3, 7, 9  # column 29 stays background
+    prob = np.zeros((10, 30))
+    prob[:, 9:11] = 0.2  # a furrow between 3 and 7
+    prob[:, 19:21] = 0.9  # a road between 7 and 9
+    out = merge_weak_borders(lab, prob, 0.5)
+    assert (out[:, :20] == out[0, 0]).all()
+    assert np.unique(out[:, 20:29]).size == 1 and out[0, 25] != out[0, 0]
+    assert (out[:, 29] == 0).all()
+    assert sorted(np.unique(out).tolist()) == [0, 1, 2]
+    assert np.array_equal(merge_weak_borders(lab, prob, 0.0), lab)  # 0: off
+    assert np.unique(merge_weak_borders(lab, prob, 0.1)).size == 4  # both borders too strong: 3 pieces + 0
+
+
+@pytest.mark.parametrize(("line", "merge_below", "fields"), [(0.4, 0.5, 1), (0.4, 0.0, 2), (0.9, 0.5, 2)])
+def test_refine_parts_fields_only_along_a_strong_line(line: float, merge_below: float, fields: int) -> None:
+    sem = np.full((40, 40), FIELD, dtype=np.uint8)
+    prob = np.zeros((40, 40), dtype=np.float32)
+    prob[:, 19:21] = line  # above the marker threshold, so the watershed starts a piece on each side
+    result = refine(sem, boundary=prob, merge_below=merge_below, gap_px=0, min_area_px=0)
+    assert np.unique(result.instance[result.instance > 0]).size == fields
+    assert (result.instance > 0).all()
