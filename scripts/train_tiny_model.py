@@ -247,6 +247,10 @@ the bundled MAgSeg model's training data: the 160 synthetic scenes (seed 1, 0.5 
 tiles (1 m, drawn 1.5x as often; sparse: 0 = "not annotated" pixels far from a field are not supervised).
 It runs at native pixel scale (any tile size). Refinement takes the pixelwise max of its map and the
 image fallback's (`fuse_image_fallback` in preprocessor_config.json), chosen on the NAIP training tiles.
+Refinement then merges the pieces of a field whose shared border averages under 0.6 on that map
+(`merge_below` in preprocessor_config.json; magseg.refine.merge_weak_borders), chosen on the NAIP training
+tiles: the watershed starts a piece at every low-boundary marker, and this model's map parts true
+neighbours by more than 0.6 but a field's own furrows by less (the image fallback's scale differs: it asks none).
 
 Recipe: `.venv/bin/python scripts/train_tiny_model.py --work runs/tiny --naip ../shared/data/naip-fields
 --boundary-steps {steps} --bundle-boundary magseg/assets/tiny-boundary` (config:

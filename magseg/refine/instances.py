@@ -159,10 +159,10 @@ def merge_weak_borders(labels: np.ndarray, prob: np.ndarray, below: float) -> np
 
     ``labels`` holds the instances of ONE class (0 = elsewhere, never merged). The borders are a region
     adjacency graph weighted by the mean of ``prob`` (its 3 x 3 maximum) along each border
-    (skimage.graph.rag_boundary); the
-    pieces joined by borders under ``below`` become one instance each (skimage.graph.cut_threshold), so
-    a field the watershed cut along a furrow is whole again while a road or a hedge still parts two
-    fields. ``below`` <= 0 changes nothing. Ids of the result are consecutive from 1.
+    (skimage.graph.rag_boundary); the pieces joined by borders under ``below`` become one instance each
+    (skimage.graph.cut_threshold), so a field the watershed cut along a furrow is whole again while a road
+    or a hedge still parts two fields. ``below`` <= 0 (or fewer than two instances) changes nothing;
+    otherwise the ids come out renumbered, consecutive from 1.
     """
     lab = np.asarray(labels).astype(np.int64, copy=False)
     if below <= 0 or lab.max(initial=0) < 2:
