@@ -286,7 +286,9 @@ def boundary_label(model: BoundaryModel | None, path: str | None) -> str:
     if model is None:
         return "image fallback"
     fused = " + image fallback (max)" if getattr(model, "fuse_image_fallback", False) else ""
-    return f"{path}{fused}"
+    merge = float(getattr(model, "merge_below", 0.0))
+    merged = f", pieces parted by a border under {merge:g} merged" if merge > 0 else ""
+    return f"{path}{fused}{merged}"
 
 
 def _check_model(path: Path, what: str) -> None:

@@ -191,3 +191,16 @@ def test_the_ceiling_is_the_truth_at_the_grid(report: dict[str, Any]) -> None:
         >= report["baselines"]["pixel_classifier"]["refinement_off"]["mean_dice"]
     )
     assert "truth at grid (ceiling)" in format_report(report)
+
+
+def test_boundary_label_names_fusion_and_merge_threshold() -> None:
+    from types import SimpleNamespace
+
+    from magseg.evaluate.run import boundary_label
+
+    assert boundary_label(None, None) == "image fallback"
+    asks = SimpleNamespace(fuse_image_fallback=True, merge_below=0.6)
+    label = boundary_label(asks, "models/b")  # type: ignore[arg-type]
+    assert label.startswith("models/b + image fallback (max)") and "under 0.6 merged" in label
+    plain = SimpleNamespace(fuse_image_fallback=False, merge_below=0.0)
+    assert boundary_label(plain, "models/b") == "models/b"  # type: ignore[arg-type]
