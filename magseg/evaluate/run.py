@@ -37,7 +37,14 @@ from magseg.inference.meta import read_class_bias
 from magseg.metrics import mean_dice
 from magseg.metrics.seams import SeamCounts
 from magseg.model import resolve_model_path
-from magseg.refine import BoundaryModel, RefineResult, load_boundary_model, refine, scene_boundary
+from magseg.refine import (
+    BoundaryModel,
+    RefineResult,
+    load_boundary_model,
+    merge_threshold,
+    refine,
+    scene_boundary,
+)
 from magseg.sources import LabelledScene, SceneRef, list_scenes
 
 #: The bundled tiny model's training seed (scripts/train_tiny_model.py); baseline fitting uses it too.
@@ -172,7 +179,7 @@ def _score_baselines(
 def _edges(boundary: BoundaryModel | None, scene: LabelledScene, gsd: float) -> tuple[np.ndarray, float]:
     """The scene's boundary map and the merge threshold its model asks of refine (its ``merge_below``)."""
     edges = scene_boundary(boundary, gsd)
-    return edges.predict(scene.image), float(getattr(edges, "merge_below", 0.0))
+    return edges.predict(scene.image), merge_threshold(edges)
 
 
 def _baseline_summaries(baselines: Baselines) -> dict[str, Any]:
@@ -286,7 +293,7 @@ def boundary_label(model: BoundaryModel | None, path: str | None) -> str:
     if model is None:
         return "image fallback"
     fused = " + image fallback (max)" if getattr(model, "fuse_image_fallback", False) else ""
-    merge = float(getattr(model, "merge_below", 0.0))
+    merge = merge_threshold(model)
     merged = f", pieces parted by a border under {merge:g} merged" if merge > 0 else ""
     return f"{path}{fused}{merged}"
 

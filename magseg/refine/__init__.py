@@ -8,6 +8,7 @@ from magseg.refine.boundary import (
     SegformerBoundary,
     choose_boundary_model,
     load_boundary_model,
+    merge_threshold,
     scene_boundary,
 )
 from magseg.refine.instances import (
@@ -30,6 +31,7 @@ __all__ = [
     "choose_boundary_model",
     "load_boundary_model",
     "merge_small_fragments",
+    "merge_threshold",
     "merge_weak_borders",
     "refine",
     "scene_boundary",

@@ -38,6 +38,11 @@ class BoundaryModel(Protocol):
     def predict(self, image: np.ndarray) -> np.ndarray: ...
 
 
+def merge_threshold(model: BoundaryModel | None) -> float:
+    """The merge threshold a boundary model asks of refinement (its ``merge_below``; none asked: 0, off)."""
+    return float(getattr(model, "merge_below", 0.0))
+
+
 def check_image(image: np.ndarray) -> np.ndarray:
     """Return ``image`` as a (3, H, W) array, or raise InputError naming what is wrong with it."""
     arr = np.asarray(image)
@@ -266,7 +271,7 @@ class FusedBoundary:
             raise ValueError("FusedBoundary needs at least one boundary model")
         self.models = models
         # the trained model's merge threshold (chosen on its map fused so); the image fallback asks none
-        self.merge_below = max(float(getattr(m, "merge_below", 0.0)) for m in models)
+        self.merge_below = max(merge_threshold(m) for m in models)
 
     def predict(self, image: np.ndarray) -> np.ndarray:
         maps = [m.predict(image) for m in self.models]

@@ -12,7 +12,7 @@ from skimage.segmentation import watershed
 
 from magseg.classes import BACKGROUND, CLASSES, CLOUD, FIELD, POND, TREE, WELL
 from magseg.errors import InputError
-from magseg.refine.boundary import BoundaryModel, OrientedBoundary, check_image
+from magseg.refine.boundary import BoundaryModel, OrientedBoundary, check_image, merge_threshold
 from magseg.refine.colour import colour_edges
 
 #: The classes whose edges colour_px re-decides: small objects whose blocky cells overshoot them. Field
@@ -122,7 +122,7 @@ def refine(
     model = model or OrientedBoundary(gsd=gsd)
     prob = _boundary_map(sem, image, boundary, model, need)
     if merge_below is None:
-        merge_below = float(getattr(model, "merge_below", 0.0)) if boundary is None else 0.0
+        merge_below = merge_threshold(model) if boundary is None else 0.0
     if snap_px > 0 and prob is not None:
         sem = snap_semantic(sem, prob, snap_px)
     colour = snap_px if colour_px is None else colour_px
